@@ -47,7 +47,10 @@ def converted_dataset(synthetic_root, tmp_path_factory) -> Path:
 def make_tiny_model(num_labels: int = 14, **overrides):
     """A depth-18 SlowFast small enough to run a step on CPU in well under a second."""
     from thermal_hf.data.categories import DEFAULT_CATEGORY_NAMES as CATEGORY_NAMES
-    from thermal_hf.models.thermal_slowfast import ThermalSlowFastConfig, ThermalSlowFastForVideoClassification
+    from thermal_hf.models.thermal_slowfast import (
+        ThermalSlowFastConfig,
+        ThermalSlowFastForVideoClassification,
+    )
 
     names = list(CATEGORY_NAMES)[:num_labels] if num_labels <= len(CATEGORY_NAMES) else [f"c{i}" for i in range(num_labels)]
     kwargs = dict(

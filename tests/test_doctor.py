@@ -1,0 +1,36 @@
+"""`thermal-hf doctor RECIPE`: a checklist, a clear verdict and the exit status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thermal_hf.doctor import main
+
+TINY = Path(__file__).resolve().parent / "recipes" / "tiny.yaml"
+
+
+def test_ready_on_a_good_recipe(synthetic_root, tmp_path, capsys):
+    # a raw folder: validated, then converted into the cache training uses
+    status = main([str(TINY), "--dataset", str(synthetic_root), "--cache_dir", str(tmp_path / "cache"),
+                   "--output_dir", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 0, out
+    for line in ("[ OK ] recipe", "[ OK ] CUDA", "[ OK ] data validation", "[ OK ] batch", "[ OK ] forward/backward",
+                 "[ OK ] output folder"):
+        assert line in out, out
+    assert "recordings" in out and "READY: this recipe should train here" in out
+
+
+def test_failures_give_a_verdict_and_exit_1(tmp_path, capsys):
+    status = main([str(TINY), "--dataset", str(tmp_path / "nowhere"), "--pretrained", str(tmp_path / "r50.pyth"),
+                   "--output_dir", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "[FAIL] data folder" in out and "[FAIL] pretrained checkpoint" in out and "r50.pyth not found" in out
+    assert "NOT READY: 2 check(s) failed" in out
+
+
+def test_bad_recipe_key(tmp_path, capsys):
+    status = main([str(TINY), "--lerning_rate", "0.1"])
+    out = capsys.readouterr().out
+    assert status == 1 and "[FAIL] recipe" in out and "Did you mean: learning_rate" in out

@@ -1,0 +1,163 @@
+"""`thermal-hf evaluate`: files, numbers recomputed by hand from predictions.csv, and 2 processes == 1 process."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_NUM_FRAMES, make_tiny_model
+
+from thermal_hf.evaluate import CONFUSION_DPI, CONFUSION_FIGSIZE, main
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained_model_dir(converted_dataset, tmp_path_factory) -> Path:
+    """The tiny model after a few Adam steps on the synthetic training split (so its predictions vary)."""
+    from thermal_hf.data.convert import load_converted
+    from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
+    from thermal_hf.training.data import ThermalClipDataset, collate_clips
+
+    torch.manual_seed(0)
+    model = make_tiny_model(head_init_std=0.1)
+    processor = ThermalVideoProcessor(num_frames=TINY_NUM_FRAMES)
+    train = ThermalClipDataset(load_converted(converted_dataset)["train"], processor, train=False)
+    loader = torch.utils.data.DataLoader(train, batch_size=8, shuffle=True, collate_fn=collate_clips)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for step, batch in enumerate(loader):
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+        if step == 2:
+            break
+    out = tmp_path_factory.mktemp("trained") / "model"
+    model.eval().save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained_model_dir, converted_dataset, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "out"
+    assert main(["--model", str(trained_model_dir), "--dataset", str(converted_dataset), "--output_dir", str(out),
+                 "--batch_size", "7", "--device", "cpu"]) == 0
+    return out
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_every_file_and_numbers_match_a_hand_computation(evaluated, converted_dataset, capsys):
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    from thermal_hf.data.convert import load_converted
+
+    metrics = json.loads((evaluated / "metrics.json").read_text())
+    names = metrics["label_names"]
+    with open(evaluated / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    split = load_converted(converted_dataset)["validation"]
+    assert len(rows) == len(split) == metrics["num_samples"] > 0
+
+    # Ids: one row per sample, in dataset order.
+    for column in ("image_id", "recording"):
+        assert [r[column] for r in rows] == split[column]
+    assert [int(r["keyframe_index"]) for r in rows] == split["keyframe_index"]
+    assert [int(r["object_id"]) for r in rows] == split["object_id"]
+    true = np.array([names.index(r["true_label"]) for r in rows])
+    assert true.tolist() == [names.index(split.features["label"].int2str(v)) for v in split["label"]]
+
+    probs = np.array([[float(r[f"prob_{n}"]) for n in names] for r in rows])
+    pred = np.array([names.index(r["predicted_label"]) for r in rows])
+    assert (pred == probs.argmax(1)).all()
+    assert [r["top2_label"] for r in rows] == [names[i] for i in np.argsort(-probs, 1)[:, 1]]
+    ranks = np.argsort(-probs, axis=1)
+    for k in (1, 3, 5):
+        hand = float(np.mean([t in ranks[i, :k] for i, t in enumerate(true)]))
+        assert metrics[f"top{k}_accuracy"] == pytest.approx(hand)
+    present = np.unique(true)
+    recall = [np.mean(pred[true == c] == c) for c in present]
+    assert metrics["mean_class_accuracy"] == pytest.approx(np.mean(recall))
+    assert metrics["macro_f1"] == pytest.approx(f1_score(true, pred, average="macro", zero_division=0))
+    p, r, _, support = precision_recall_fscore_support(true, pred, labels=range(len(names)), zero_division=0)
+    for i, name in enumerate(names):
+        assert metrics["per_class"][name]["precision"] == pytest.approx(p[i])
+        assert metrics["per_class"][name]["recall"] == pytest.approx(r[i])
+        assert metrics["per_class"][name]["support"] == support[i]
+    matrix = np.zeros((len(names), len(names)), int)
+    np.add.at(matrix, (true, pred), 1)
+    assert metrics["confusion_matrix"] == matrix.tolist()
+
+    # Baseline: majority class of the train split.
+    train_labels = load_converted(converted_dataset)["train"]["label"]
+    majority = np.bincount(train_labels, minlength=len(names)).argmax()
+    assert metrics["baseline"]["source_split"] == "train"
+    assert metrics["baseline"]["majority_class"] == names[majority]
+    assert metrics["baseline"]["top1_accuracy"] == pytest.approx(np.mean(true == majority))
+
+    # Identity of model and data.
+    assert metrics["model"]["weights_sha256"] and metrics["model"]["num_frames"] == TINY_NUM_FRAMES
+    assert metrics["dataset"]["split"] == "validation" and metrics["dataset"]["num_rows"] == len(split)
+
+    report = (evaluated / "report.md").read_text()
+    assert f"| top-1 accuracy | {100 * metrics['top1_accuracy']:.2f} % |" in report
+    assert all(f"| {n} |" in report for n in names)
+    width, height = _png_size(evaluated / "confusion_matrix.png")
+    assert (width, height) == (int(CONFUSION_FIGSIZE[0] * CONFUSION_DPI), int(CONFUSION_FIGSIZE[1] * CONFUSION_DPI))
+    import matplotlib.image
+
+    assert matplotlib.image.imread(evaluated / "confusion_matrix.png").shape[:2] == (height, width)
+
+
+def test_bad_split_raw_folder_and_printed_baseline(trained_model_dir, converted_dataset, synthetic_root, tmp_path, capsys, monkeypatch):
+    assert main(["--model", str(trained_model_dir), "--dataset", str(converted_dataset), "--split", "test",
+                 "--output_dir", str(tmp_path)]) == 2
+    assert "no split 'test'" in capsys.readouterr().err
+    # A raw dataset folder is converted once (with the model's num_frames) into the cache, then evaluated.
+    monkeypatch.setenv("THERMAL_HF_CACHE", str(tmp_path / "cache"))
+    assert main(["--model", str(trained_model_dir), "--dataset", str(synthetic_root), "--output_dir",
+                 str(tmp_path / "raw"), "--batch_size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "majority baseline (train:" in out and "top-1 accuracy" in out  # printed beside the model's numbers
+    assert json.loads((tmp_path / "raw" / "metrics.json").read_text())["dataset"]["conversion_options"]["num_frames"] \
+        == TINY_NUM_FRAMES
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_same_numbers(trained_model_dir, converted_dataset, evaluated, tmp_path):
+    """`accelerate launch` with 2 CPU processes (gloo): no sample dropped or duplicated, identical metrics."""
+    out = tmp_path / "two"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+         "-m", "thermal_hf.evaluate", "--model", str(trained_model_dir), "--dataset", str(converted_dataset),
+         "--output_dir", str(out), "--batch_size", "5", "--device", "cpu"],
+        capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    one = json.loads((evaluated / "metrics.json").read_text())
+    two = json.loads((out / "metrics.json").read_text())
+    assert two["evaluation"]["num_processes"] == 2
+    for key in ("top1_accuracy", "top3_accuracy", "top5_accuracy", "mean_class_accuracy", "macro_f1", "per_class",
+                "confusion_matrix", "num_samples", "baseline"):
+        assert two[key] == one[key], key
+    with open(evaluated / "predictions.csv") as a, open(out / "predictions.csv") as b:
+        rows_a, rows_b = list(csv.DictReader(a)), list(csv.DictReader(b))
+    assert [r["image_id"] + r["object_id"] + r["predicted_label"] for r in rows_a] == \
+        [r["image_id"] + r["object_id"] + r["predicted_label"] for r in rows_b]
+    np.testing.assert_allclose([float(r["top1_score"]) for r in rows_a], [float(r["top1_score"]) for r in rows_b],
+                               atol=1e-5)

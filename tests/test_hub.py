@@ -1,0 +1,223 @@
+"""Model card rendering and Hub pushes, against a local fake Hub (tests/fake_hub.py) in fresh processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from fake_hub import FakeHub, hub_env
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SECRET = "hf_fakeSecretToken1234567890"
+RECIPE = "# tiny test recipe\nmodel_depth: 18\nnum_frames: 16\nsplit_by: recording\nlearning_rate: 0.001\n"
+
+
+def _front_matter(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+@pytest.fixture(scope="module")
+def card_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """The tiny model with what training and evaluation leave beside it (and a Trainer file that must not go up)."""
+    from thermal_hf.evaluate import majority_baseline
+    from thermal_hf.training.metrics import compute_classification_metrics
+
+    out = tmp_path_factory.mktemp("card") / "thermal-tiny"
+    shutil.copytree(tiny_model_dir, out)
+    config = json.loads((out / "config.json").read_text())
+    names = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 40)
+    scores = rng.random((40, len(names))) + 2.0 * np.eye(len(names))[labels] * (rng.random(40) > 0.4)[:, None]
+    metrics = compute_classification_metrics(scores, labels, len(names), names)
+    metrics.update(split="validation", baseline=majority_baseline(labels, len(names), labels, names, "train"),
+                   dataset={"split": "validation", "conversion_options": {"split_by": "recording", "num_frames": 16}})
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    (out / "recipe.yaml").write_text(RECIPE)
+    (out / "class_distribution.json").write_text(json.dumps({names[0]: 30, names[1]: 8, names[2]: 2}))
+    (out / "optimizer.pt").write_bytes(b"not for the hub")
+    return out
+
+
+def test_template_shipped_in_package_is_the_top_level_one():
+    assert (REPO_ROOT / "model_card.md").read_text() == (REPO_ROOT / "thermal_hf" / "templates" / "model_card.md").read_text()
+
+
+def test_card_is_rendered_from_real_results(card_model_dir):
+    from thermal_hf.hub import render_model_card
+
+    metrics = json.loads((card_model_dir / "metrics.json").read_text())
+    card = render_model_card(card_model_dir, repo_id="org/thermal-tiny", dataset_id="org/thermal-data",
+                             base_checkpoint="facebook/slowfast_r50")
+    assert "{{" not in card and "}}" not in card
+    meta = _front_matter(card)
+    assert meta["pipeline_tag"] == "video-classification"
+    assert meta["library_name"] == "transformers"
+    assert meta["datasets"] == ["org/thermal-data"]
+    assert meta["base_model"] == "facebook/slowfast_r50"
+    assert "thermal-hf" in meta["tags"]
+    results = meta["model-index"][0]["results"][0]
+    values = {m["name"]: m["value"] for m in results["metrics"]}
+    assert values["Top-1 accuracy"] == pytest.approx(metrics["top1_accuracy"], abs=1e-4)
+    assert values["Mean class accuracy"] == pytest.approx(metrics["mean_class_accuracy"], abs=1e-4)
+    assert f"| Top-1 accuracy | {100 * metrics['top1_accuracy']:.2f} % |" in card
+    assert RECIPE.rstrip() in card  # verbatim
+    assert "| sitting | 30 |" in card  # class distribution table
+    assert "grouped by recording" in card  # split protocol from the recorded conversion options
+    per_class = metrics["per_class"]["sitting"]
+    assert f"| sitting | {100 * per_class['precision']:.2f} % |" in card
+    assert 'pipeline("video-classification", model="org/thermal-tiny")' in card
+    assert "never appear in training" in card  # imbalance note names the absent classes
+
+
+def test_card_without_results_is_an_explicit_choice(tiny_model_dir):
+    from thermal_hf.hub import ModelCardError, render_model_card
+
+    with pytest.raises(ModelCardError, match="missing: metrics"):
+        render_model_card(tiny_model_dir)
+    card = render_model_card(tiny_model_dir, allow_incomplete=True)
+    assert "**Not evaluated.**" in card and "{{" not in card
+    assert "model-index" not in _front_matter(card)
+
+
+def test_surviving_placeholder_fails(card_model_dir):
+    from thermal_hf.hub import ModelCardError, render_model_card
+
+    with pytest.raises(ModelCardError, match="no value"):
+        render_model_card(card_model_dir, template="# {{model_name}}\n{{licence_text}}\n")
+
+
+@pytest.fixture
+def online(monkeypatch):
+    """Point this process's huggingface_hub at a fake Hub (conftest makes tests offline; pushes go to 127.0.0.1)."""
+    from huggingface_hub import constants
+
+    def start(**kwargs) -> FakeHub:
+        hub = FakeHub(**kwargs).__enter__()
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        started.append(hub)
+        return hub
+
+    started: list[FakeHub] = []
+    yield start
+    for hub in started:
+        hub.__exit__(None, None, None)
+
+
+def _run(args: list[str], env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=180,
+                          cwd=REPO_ROOT)
+
+
+SCORES = """
+import json, sys
+import numpy as np
+import thermal_hf  # noqa: F401
+from transformers import pipeline
+clf = pipeline("video-classification", model=sys.argv[1])
+print(json.dumps(clf(np.load(sys.argv[2]), top_k=100)))
+"""
+
+
+def test_push_round_trip_then_load_into_pipeline(card_model_dir, tmp_path, online, capfd):
+    """`thermal-hf push`, then a fresh process downloads the repo into a pipeline: same scores as the folder."""
+    from transformers import pipeline
+
+    from thermal_hf.hub import main
+
+    hub = online()
+    assert main(["--model", str(card_model_dir), "--repo_id", "org/thermal-tiny", "--token", SECRET]) == 0
+    done = capfd.readouterr()
+    assert "pushed model" in done.out
+    files = hub.files("org/thermal-tiny")
+    assert {"config.json", "model.safetensors", "video_preprocessor_config.json", "README.md", "metrics.json",
+            "recipe.yaml", "class_distribution.json"} <= set(files)
+    assert "optimizer.pt" not in files
+    assert files["model.safetensors"] == (card_model_dir / "model.safetensors").read_bytes()
+    card = files["README.md"].decode()
+    assert "{{" not in card and _front_matter(card)["pipeline_tag"] == "video-classification"
+    # The token was used, and never shown or written.
+    assert f"Bearer {SECRET}" in hub.auth_headers
+    for text in (done.out, done.err, card):
+        assert SECRET not in text
+
+    clip = np.random.default_rng(1).uniform(5, 40, (16, 40, 60)).astype(np.float32)
+    np.save(tmp_path / "clip.npy", clip)
+    (tmp_path / "scores.py").write_text(SCORES)
+    env = hub_env(hub, tmp_path / "hf_home")  # a fresh process, online, empty cache, no token
+    loaded = _run([str(tmp_path / "scores.py"), "org/thermal-tiny", str(tmp_path / "clip.npy")], env)
+    assert loaded.returncode == 0, loaded.stderr
+    from_hub = {d["label"]: d["score"] for d in json.loads(loaded.stdout.strip().splitlines()[-1])}
+    local = {d["label"]: d["score"] for d in pipeline("video-classification", model=str(card_model_dir))(clip, top_k=100)}
+    assert from_hub.keys() == local.keys() and len(local) == 14
+    for label, score in local.items():
+        assert from_hub[label] == pytest.approx(score, abs=1e-6)
+
+
+@pytest.mark.parametrize("refuse", [{"commit": 403}, {"create": 401}])
+def test_refused_push_fails_loudly_and_commits_nothing(card_model_dir, online, capfd, refuse):
+    from thermal_hf.hub import main
+
+    hub = online(refuse=refuse)
+    status = next(iter(refuse.values()))
+    assert main(["--model", str(card_model_dir), "--repo_id", "org/thermal-tiny", "--token", SECRET]) == 1
+    done = capfd.readouterr()
+    assert f"error: push of model repo 'org/thermal-tiny' failed (HTTP {status})" in done.err
+    assert "Nothing was committed" in done.err
+    assert "pushed" not in done.out
+    assert hub.files("org/thermal-tiny") == {}
+    assert SECRET not in done.out + done.err
+
+
+def test_push_without_metrics_needs_the_flag(tiny_model_dir, tmp_path):
+    from thermal_hf.hub import main
+
+    assert main(["--model", str(tiny_model_dir), "--repo_id", "org/x", "--dry_run"]) == 2
+    assert main(["--model", str(tiny_model_dir), "--repo_id", "org/x", "--dry_run", "--allow_incomplete_card"]) == 0
+
+
+def test_dataset_push(converted_dataset, online, monkeypatch):
+    from thermal_hf.hub import main
+
+    hub = online()
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    assert main(["--dataset", str(converted_dataset), "--dataset_repo_id", "org/thermal-data"]) == 0
+    files = hub.files("org/thermal-data", "dataset")
+    local = {p.relative_to(converted_dataset).as_posix() for p in converted_dataset.rglob("*") if p.is_file()}
+    assert local <= set(files) and "README.md" in files
+    card = files["README.md"].decode()
+    assert "load_from_disk" in card and "org/thermal-data" in card
+    assert "video-classification" in _front_matter(card)["task_categories"]
+
+
+def test_card_from_what_training_writes(tiny_model_dir, tmp_path):
+    """`thermal-hf train` leaves Trainer eval metrics, eval_report.json and its class_distribution.json format."""
+    from thermal_hf.hub import render_model_card
+
+    model_dir = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, model_dir)
+    names = [json.loads((model_dir / "config.json").read_text())["id2label"][str(i)] for i in range(14)]
+    per_class = {n: {"precision": 0.5, "recall": 0.25, "f1": 0.3333, "support": 4 if i < 2 else 0}
+                 for i, n in enumerate(names)}
+    (model_dir / "eval_report.json").write_text(json.dumps({
+        "metrics": {"eval_accuracy": 0.625, "eval_top5_accuracy": 0.875, "eval_mean_class_accuracy": 0.3,
+                    "eval_macro_f1": 0.2, "eval_loss": 1.7},
+        "per_class": per_class, "confusion_matrix": [[0] * 14] * 14, "label_names": names}))
+    (model_dir / "class_distribution.json").write_text(json.dumps({
+        "dataset": "/data/converted", "class_names": names,
+        "class_counts": {"train": {n: (20 if i == 3 else 1) for i, n in enumerate(names)},
+                         "validation": {n: 1 for n in names}}}))
+    (model_dir / "recipe.yaml").write_text("pretrained: slowfast_r50\nsplit_by: annotations\n")
+    card = render_model_card(model_dir, metrics={"eval_accuracy": 0.625, "eval_macro_f1": 0.2, "epoch": 3.0})
+    assert "| Top-1 accuracy | 62.50 % |" in card
+    assert f"| {names[0]} | 50.00 % | 25.00 % |" in card  # per-class table from eval_report.json
+    assert "`slowfast_r50`" in card and "memorisation" in card
+    assert "| lying down-lying with risk | 20 | 1 |" in card

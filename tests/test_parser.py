@@ -1,0 +1,174 @@
+"""Recipe parsing: precedence default < YAML < command line, every override type, unknown keys, env:."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import pytest
+
+from thermal_hf.configs import DataArguments, ModelArguments, ThermalTrainingArguments
+from thermal_hf.errors import RecipeError
+from thermal_hf.parser import dump_recipe, load_recipe, parse_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str, name: str = "recipe.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+BASE = """
+model_depth: 18
+image_size: [64, 96]
+dataset: /data/raw
+num_frames: 16
+learning_rate: 5e-3          # a string for YAML 1.1: must still become a float
+num_train_epochs: 3
+bf16: false
+callbacks: [early_stopping]
+eval_strategy: epoch
+early_stopping_patience: 4
+use_cpu: true
+report_to: none
+"""
+
+
+def parse(tmp_path, *cli, text=BASE):
+    return parse_recipe([str(write(tmp_path, text)), "--output_dir", str(tmp_path / "out"), *cli])
+
+
+def test_defaults_then_yaml(tmp_path):
+    model, data, train = parse(tmp_path).as_tuple()
+    assert model.model_depth == 18 and model.image_size == (64, 96)
+    assert data.dataset == "/data/raw" and data.num_frames == 16
+    assert train.learning_rate == pytest.approx(0.005) and isinstance(train.learning_rate, float)
+    assert train.num_train_epochs == 3
+    assert train.callbacks == ["early_stopping"] and train.early_stopping_patience == 4
+    # untouched keys keep the dataclass defaults (ours and TrainingArguments')
+    assert train.backbone_lr_multiplier == 0.1
+    assert train.metric_for_best_model == "mean_class_accuracy" and train.greater_is_better is True
+    assert train.lr_scheduler_type.value == "cosine"
+    assert data.sampling == "natural" and train.weight_decay == 0.0
+
+
+def test_command_line_overrides_every_type(tmp_path):
+    model, data, train = parse(
+        tmp_path,
+        "--num_train_epochs", "7",                    # float field given an int
+        "--per_device_train_batch_size", "2",          # int
+        "--learning_rate", "0.01",                     # float
+        "--bf16", "false",                             # bool with a value
+        "--load_best_model_at_end",                    # bool without a value
+        "--save_strategy", "epoch",
+        "--callbacks", "early_stopping",               # list
+        "--image_size", "128", "192",                  # tuple (declared as a list)
+        "--random_resized_crop_scale", "0.7", "1.0",   # optional float pair
+        "--dataset", "/elsewhere",                     # string
+        "--dropout", "0.5",                            # optional float
+        "--report_to", "tensorboard",
+    ).as_tuple()
+    assert train.num_train_epochs == 7 and train.per_device_train_batch_size == 2
+    assert train.learning_rate == pytest.approx(0.01)
+    assert train.bf16 is False and train.load_best_model_at_end is True
+    assert train.callbacks == ["early_stopping"]
+    assert model.image_size == (128, 192) and model.dropout == 0.5
+    assert data.random_resized_crop_scale == (0.7, 1.0)
+    assert data.augmentation_config().random_resized_crop_scale == (0.7, 1.0)
+    assert data.dataset == "/elsewhere"
+    assert train.report_to == ["tensorboard"]
+
+
+def test_bool_true_and_no_flag(tmp_path):
+    parsed = parse(tmp_path, "--do_eval", "false", "--eval_strategy", "no", "--callbacks", "none", "--skip_invalid", "true")
+    assert parsed.training_args.do_eval is False and parsed.data_args.skip_invalid is True
+    assert parsed.training_args.callbacks == []  # `--callbacks none` clears the recipe's list
+    assert parse(tmp_path, "--no_do_train").training_args.do_train is False
+
+
+def test_recipe_copy_records_overrides(tmp_path):
+    import yaml
+
+    parsed = parse(tmp_path, "--image_size", "128", "192", "--learning_rate", "0.02")
+    path = dump_recipe(parsed, tmp_path / "copy.yaml")
+    data = yaml.safe_load(path.read_text())
+    assert data["image_size"] == [128, 192] and data["learning_rate"] == 0.02
+    assert data["model_depth"] == 18 and data["eval_strategy"] == "epoch"
+    # the copy is itself a valid recipe giving the same values
+    again = parse_recipe([str(path), "--output_dir", str(tmp_path / "o2")])
+    assert again.model_args.image_size == (128, 192) and again.training_args.learning_rate == 0.02
+
+
+@pytest.mark.parametrize(
+    ("text", "cli", "bad", "hint"),
+    [
+        (BASE + "lerning_rate: 0.1\n", [], "lerning_rate", "learning_rate"),
+        (BASE + "imagesize: [1, 2]\n", [], "imagesize", "image_size"),
+        (BASE, ["--learning_rat", "0.1"], "learning_rat", "learning_rate"),  # no argparse abbreviation
+        (BASE, ["--backbone_lr_multiplyer=0.2"], "backbone_lr_multiplyer", "backbone_lr_multiplier"),
+    ],
+)
+def test_unknown_key_is_named_with_suggestion(tmp_path, text, cli, bad, hint):
+    with pytest.raises(RecipeError) as err:
+        parse(tmp_path, *cli, text=text)
+    assert bad in str(err.value) and f"Did you mean: {hint}" in str(err.value)
+
+
+def test_bad_values(tmp_path):
+    with pytest.raises(RecipeError, match="learning_rate"):
+        parse(tmp_path, "--learning_rate", "fast")
+    with pytest.raises(RecipeError, match="class_weighting"):
+        parse(tmp_path, "--class_weighting", "inverse")
+    with pytest.raises(RecipeError, match="early_stoping"):
+        parse(tmp_path, "--callbacks", "early_stoping")
+    with pytest.raises(RecipeError, match="image_size"):
+        parse(tmp_path, "--image_size", "1", "2", "3")
+    with pytest.raises(RecipeError, match="nested"):
+        parse(tmp_path, text=BASE + "model:\n  depth: 18\n")
+    with pytest.raises(RecipeError, match="exclusive"):
+        parse(tmp_path, "--warmup_epochs", "2", "--warmup_steps", "10")
+
+
+def test_env_block(tmp_path, monkeypatch):
+    monkeypatch.delenv("THERMAL_TEST_A", raising=False)
+    monkeypatch.setenv("THERMAL_TEST_B", "from-shell")
+    text = BASE + "env:\n  THERMAL_TEST_A: 4\n  THERMAL_TEST_B: from-recipe\n"
+    parsed = parse(tmp_path, text=text)
+    assert os.environ["THERMAL_TEST_A"] == "4"
+    assert os.environ["THERMAL_TEST_B"] == "from-shell"  # the shell is the command line's level: it wins
+    assert parsed.env == {"THERMAL_TEST_A": "4", "THERMAL_TEST_B": "from-recipe"}
+    keys, env = load_recipe(write(tmp_path, text))
+    assert "env" not in keys and env["THERMAL_TEST_A"] == "4"
+
+
+def test_mixed_precision_auto_on_cpu(tmp_path):
+    train = parse(tmp_path, "--mixed_precision", "auto").training_args
+    # no GPU here: auto means fp32 (TrainingArguments then records the effective value)
+    assert train.bf16 is False and train.fp16 is False and train.mixed_precision == "no"
+
+
+def test_field_names_unique_and_augmentations_in_sync():
+    from thermal_hf.data.transforms import AugmentationConfig
+
+    names = [f.name for t in (ModelArguments, DataArguments, ThermalTrainingArguments) for f in dataclasses.fields(t)]
+    assert len(names) == len(set(names))
+    data_fields = {f.name for f in dataclasses.fields(DataArguments)}
+    assert {f.name for f in dataclasses.fields(AugmentationConfig)} <= data_fields
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "recipes").glob("*.yaml")) + sorted((REPO / "tests/recipes").glob("*.yaml")))
+def test_shipped_recipes_parse(recipe, tmp_path):
+    parsed = parse_recipe([str(recipe), "--output_dir", str(tmp_path / "out"), "--use_cpu", "true"])
+    assert parsed.data_args.num_frames >= 1
+
+
+def test_help_lists_keys(capsys):
+    from thermal_hf.train import main
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for key in ("backbone_lr_multiplier", "class_weighting", "image_size", "learning_rate", "sampling"):
+        assert f"--{key}" in out

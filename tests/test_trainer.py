@@ -1,0 +1,250 @@
+"""ThermalTrainer: loss against hand computations, gradient accumulation, parameter groups, sampler, warm-up."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedConfig
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from thermal_hf.configs import ThermalTrainingArguments
+from thermal_hf.training.data import collate_clips
+from thermal_hf.training.trainer import ClassBalancedSampler, ThermalTrainer, classification_loss
+
+NUM_LABELS = 3
+LABELS = [0, 0, 1, 2, 0, 0, 1, 0]
+
+
+class ToyClassifier(nn.Module):
+    """No BatchNorm (its batch statistics differ between batch 4 and 2 x 2) and no dropout: gradients comparable."""
+
+    def __init__(self, in_features: int = 24, num_labels: int = NUM_LABELS):
+        super().__init__()
+        self.config = PreTrainedConfig(num_labels=num_labels)
+        self.backbone = nn.Linear(in_features, 8)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, num_labels)
+
+    def forward(self, pixel_values, labels=None):
+        return ImageClassifierOutput(logits=self.head(self.norm(torch.tanh(self.backbone(pixel_values.flatten(1))))))
+
+    def get_head_parameter_names(self):
+        return {"head.weight", "head.bias"}
+
+
+class ToyClips(torch.utils.data.Dataset):
+    def __init__(self, labels=LABELS, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        self.labels = np.asarray(labels)
+        self.clips = torch.randn(len(labels), 2, 3, 4, generator=generator)
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {"pixel_values": self.clips[i], "labels": int(self.labels[i])}
+
+    def class_counts(self, num_labels=NUM_LABELS):
+        return np.bincount(self.labels, minlength=num_labels)
+
+
+def make_args(tmp_path, **overrides):
+    kwargs = dict(
+        output_dir=str(tmp_path / "out"),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        eval_strategy="no",
+        do_eval=False,
+        optim="sgd",
+        learning_rate=1.0,
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=0.0,
+        backbone_lr_multiplier=1.0,
+        train_sampling_strategy="sequential",
+        disable_tqdm=True,
+        seed=0,
+    )
+    kwargs.update(overrides)
+    return ThermalTrainingArguments(**kwargs)
+
+
+def one_step_delta(tmp_path, model, dataset, **overrides):
+    """Parameter change after one optimizer step of plain SGD with lr 1: minus the gradient."""
+    args = make_args(tmp_path, max_steps=1, **overrides)
+    trainer = ThermalTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate_clips)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer.train()
+    return {n: (p.detach() - before[n]) for n, p in model.named_parameters()}, trainer
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_weighted_cross_entropy_equals_hand_computation():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 4, dtype=torch.float16)  # mixed precision logits: the loss is float32
+    labels = torch.tensor([0, 1, 1, 3, 2])
+    weights = torch.tensor([0.5, 2.0, 1.0, 4.0])
+    weighted, item_weights = classification_loss(logits, labels, class_weights=weights)
+    assert weighted.dtype == torch.float32
+    log_probs = torch.log_softmax(logits.float(), -1)
+    by_hand = sum(-weights[y] * log_probs[i, y] for i, y in enumerate(labels.tolist())) / weights[labels].sum()
+    assert (weighted.sum() / item_weights.sum()).item() == pytest.approx(by_hand.item(), rel=1e-6)
+    reference = F.cross_entropy(logits.float(), labels, weight=weights)
+    assert (weighted.sum() / item_weights.sum()).item() == pytest.approx(reference.item(), rel=1e-6)
+
+
+def test_label_smoothing_and_focal_reduce_to_references():
+    torch.manual_seed(1)
+    logits, labels = torch.randn(6, 5), torch.tensor([0, 1, 2, 3, 4, 0])
+    weighted, w = classification_loss(logits, labels, label_smoothing=0.1)
+    assert (weighted.sum() / w.sum()).item() == pytest.approx(F.cross_entropy(logits, labels, label_smoothing=0.1).item(), rel=1e-6)
+    focal0, _ = classification_loss(logits, labels, focal_gamma=0.0)
+    assert torch.allclose(focal0, F.cross_entropy(logits, labels, reduction="none"))
+    focal2, _ = classification_loss(logits, labels, focal_gamma=2.0)
+    p = torch.softmax(logits, -1)[torch.arange(6), labels]
+    assert torch.allclose(focal2, -(1 - p) ** 2 * p.log(), atol=1e-6)
+    # soft targets (mixup) with class weights: weight = target-weighted mix of class weights
+    soft = torch.full((6, 5), 0.2)
+    weights = torch.arange(1.0, 6.0)
+    _, w = classification_loss(logits, soft, class_weights=weights)
+    assert torch.allclose(w, torch.full((6,), 3.0))
+
+
+@pytest.mark.parametrize(
+    "loss_keys",
+    [
+        dict(class_weighting="inverse_frequency"),
+        dict(class_weighting="effective_number", loss="focal", focal_gamma=2.0, label_smoothing_factor=0.1),
+        dict(class_weighting="none"),
+    ],
+)
+def test_gradient_accumulation_matches_full_batch(tmp_path, loss_keys):
+    torch.manual_seed(0)
+    base = ToyClassifier()
+    dataset = ToyClips(LABELS[:4])
+    full, trainer = one_step_delta(tmp_path, copy.deepcopy(base), dataset, per_device_train_batch_size=4, **loss_keys)
+    accumulated, _ = one_step_delta(
+        tmp_path, copy.deepcopy(base), dataset, per_device_train_batch_size=2, gradient_accumulation_steps=2, **loss_keys
+    )
+    for name in full:
+        assert torch.allclose(full[name], accumulated[name], atol=1e-6), name
+    if loss_keys.get("loss", "cross_entropy") == "cross_entropy" and "label_smoothing_factor" not in loss_keys:
+        # and both equal torch's weighted-mean cross-entropy over the 4 clips
+        model = copy.deepcopy(base)
+        batch = collate_clips([dataset[i] for i in range(4)])
+        weight = trainer.class_weights
+        F.cross_entropy(model(batch["pixel_values"]).logits, batch["labels"], weight=weight).backward()
+        for name, param in model.named_parameters():
+            assert torch.allclose(full[name], -param.grad, atol=1e-6), name
+
+
+def test_logged_loss_is_not_multiplied_by_accumulation(tmp_path):
+    torch.manual_seed(0)
+    base, dataset = ToyClassifier(), ToyClips(LABELS[:4])
+    losses = []
+    for bs, ga in ((4, 1), (2, 2)):
+        args = make_args(tmp_path, max_steps=1, per_device_train_batch_size=bs, gradient_accumulation_steps=ga,
+                         logging_steps=1, learning_rate=0.0)
+        trainer = ThermalTrainer(model=copy.deepcopy(base), args=args, train_dataset=dataset, data_collator=collate_clips)
+        losses.append(trainer.train().training_loss)
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_mixup_and_remove_unused_columns_train(tmp_path):
+    # remove_unused_columns: True must not strip what the collator builds (the dataset yields model inputs only)
+    args = make_args(tmp_path, max_steps=2, per_device_train_batch_size=4, remove_unused_columns=True,
+                     class_weighting="inverse_frequency", learning_rate=0.1)
+    trainer = ThermalTrainer(model=ToyClassifier(), args=args, train_dataset=ToyClips(), data_collator=collate_clips,
+                             mixup_alpha=0.4, cutmix_alpha=1.0)
+    result = trainer.train()
+    assert math.isfinite(result.training_loss) and trainer.state.global_step == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_differential_learning_rates_and_no_decay_on_norms(tmp_path):
+    from conftest import make_tiny_model
+
+    model = make_tiny_model(num_labels=5)
+    args = make_args(tmp_path, optim="adamw_torch", learning_rate=0.01, weight_decay=0.05, backbone_lr_multiplier=0.1)
+    trainer = ThermalTrainer(model=model, args=args, train_dataset=ToyClips(), data_collator=collate_clips)
+    optimizer = trainer.create_optimizer()
+    by_name = {id(p): n for n, p in model.named_parameters()}
+    groups = {g["group_name"]: g for g in optimizer.param_groups}
+    assert set(groups) == {"backbone", "backbone_no_decay", "head", "head_no_decay"}
+    assert groups["head"]["lr"] == pytest.approx(0.01) and groups["backbone"]["lr"] == pytest.approx(0.001)
+    assert groups["backbone"]["lr"] == pytest.approx(0.1 * groups["head"]["lr"])
+    head = model.get_head_parameter_names()
+    for name, group in groups.items():
+        names = [by_name[id(p)] for p in group["params"]]
+        assert all((n in head) == name.startswith("head") for n in names)
+        if name.endswith("no_decay"):
+            assert group["weight_decay"] == 0.0
+            assert all(n.endswith("bias") or ".norm" in n or "_norm" in n for n in names), names
+        else:
+            assert group["weight_decay"] == 0.05
+            assert not any(n.endswith("bias") or "norm" in n.rsplit(".", 2)[-2] for n in names), names
+    # every trainable parameter is in exactly one group
+    grouped = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    # the scheduler keeps the ratio
+    trainer.create_scheduler(num_training_steps=10)
+    optimizer.step()
+    trainer.lr_scheduler.step()
+    lrs = {g["group_name"]: g["lr"] for g in optimizer.param_groups}
+    assert lrs["backbone"] == pytest.approx(0.1 * lrs["head"])
+
+
+def test_warmup_epochs_become_steps(tmp_path):
+    args = make_args(tmp_path, per_device_train_batch_size=2, warmup_epochs=1.5, num_train_epochs=3,
+                     lr_scheduler_type="cosine")
+    trainer = ThermalTrainer(model=ToyClassifier(), args=args, train_dataset=ToyClips(), data_collator=collate_clips)
+    trainer.create_optimizer()
+    trainer.create_scheduler(num_training_steps=12)
+    assert trainer.update_steps_per_epoch() == 4
+    assert trainer.args.warmup_steps == 6  # ceil(1.5 x 4)
+    lrs = []
+    for _ in range(8):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+    assert lrs[0] == 0.0 and lrs[3] == pytest.approx(0.5) and max(lrs) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def test_class_balanced_sampler_balances_and_is_deterministic():
+    labels = np.array([0] * 90 + [1] * 9 + [2] * 1)
+    sampler = ClassBalancedSampler(labels, num_samples=30000, seed=3)
+    drawn = labels[list(sampler)]
+    shares = np.bincount(drawn, minlength=3) / len(drawn)
+    assert np.allclose(shares, 1 / 3, atol=0.02)
+    assert list(sampler) == list(ClassBalancedSampler(labels, num_samples=30000, seed=3))
+    first = list(sampler)
+    sampler.set_epoch(1)
+    assert list(sampler) != first and len(sampler) == 30000
+
+
+def test_class_balanced_sampler_shards_one_sequence_across_processes():
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+
+    labels = np.array([0] * 12 + [1] * 3 + [2])
+    sequence = list(ClassBalancedSampler(labels, seed=5))
+    shards = []
+    for rank in range(2):  # what each process sees after accelerate prepares the DataLoader
+        sampler = ClassBalancedSampler(labels, seed=5)
+        shards.append(list(BatchSamplerShard(BatchSampler(sampler, 2, False), num_processes=2, process_index=rank)))
+    interleaved = [i for pair in zip(*shards) for batch in pair for i in batch]
+    assert interleaved == sequence
+
+
+def test_trainer_uses_balanced_sampler(tmp_path):
+    trainer = ThermalTrainer(model=ToyClassifier(), args=make_args(tmp_path), train_dataset=ToyClips(),
+                             data_collator=collate_clips, sampling="class_balanced")
+    assert isinstance(trainer._get_train_sampler(), ClassBalancedSampler)

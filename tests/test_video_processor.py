@@ -1,0 +1,165 @@
+"""ThermalVideoProcessor: inputs (numpy, torch, lists, HDF5 windows), cleaning, length fitting, round trip."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from thermal_hf import ThermalVideoProcessor
+from thermal_hf.data import transforms
+
+NUM_FRAMES = 16
+
+
+def _clip(frames=NUM_FRAMES, seed=0, height=40, width=60):
+    return np.random.default_rng(seed).uniform(12.0, 38.0, (frames, height, width)).astype(np.float32)
+
+
+def _expected(processor, clip):
+    return transforms.normalize(transforms.repair_invalid(clip, processor.invalid_floor), processor.temperature_range,
+                                processor.mean, processor.std)
+
+
+@pytest.fixture
+def processor():
+    return ThermalVideoProcessor(num_frames=NUM_FRAMES)
+
+
+@pytest.fixture
+def recording(tmp_path):
+    """A small recording in the users' HDF5 layout (gzip, chunked, float32 Celsius)."""
+    frames = _clip(frames=50, seed=3)
+    path = tmp_path / "SL99_R1.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("frames", data=frames, chunks=(16, 40, 60), compression="gzip", compression_opts=4)
+        handle.create_dataset("timestamps", data=np.arange(50, dtype=np.int64) * 100)
+    return path, frames
+
+
+def test_numpy_torch_list_and_batch_inputs_agree(processor):
+    a, b = _clip(seed=0), _clip(seed=1)
+    single = processor(a, return_tensors="pt").pixel_values
+    assert single.shape == (1, NUM_FRAMES, 40, 60) and single.dtype == torch.float32
+    torch.testing.assert_close(single[0], torch.from_numpy(_expected(processor, a)), rtol=0, atol=0)
+    assert torch.equal(processor(torch.from_numpy(a)).pixel_values, single)
+    assert torch.equal(processor(list(a)).pixel_values, single)  # a list of (H, W) frames is one clip
+    batch = processor(np.stack([a, b])).pixel_values
+    assert batch.shape == (2, NUM_FRAMES, 40, 60)
+    assert torch.equal(processor([a, torch.from_numpy(b)]).pixel_values, batch)
+    assert torch.equal(batch[0], single[0])
+    as_numpy = processor(a, return_tensors="np").pixel_values
+    assert isinstance(as_numpy, np.ndarray) and as_numpy.dtype == np.float32
+
+
+def test_invalid_pixels_are_repaired_not_clipped(processor):
+    clip = _clip()
+    broken = clip.copy()
+    broken[5, 10:20, 10:30] = -273.2
+    broken[6, 0, 0] = np.nan
+    out = processor(broken).pixel_values[0].numpy()
+    assert np.isfinite(out).all()
+    # The dead tile takes the same pixels from the nearest valid frame (frame 4, tie goes earlier), not 5 C.
+    low = processor.temperature_range[0]
+    span = processor.temperature_range[1] - low
+    np.testing.assert_allclose(out[5, 10:20, 10:30], (clip[4, 10:20, 10:30] - low) / span, rtol=1e-6)
+    assert out[5, 10:20, 10:30].min() > 0.0
+    np.testing.assert_array_equal(processor.clean(broken), transforms.repair_invalid(broken, -50.0))
+
+
+def test_fit_length_rules(processor):
+    long_clip = np.arange(40, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
+    sampled = processor.fit_length(long_clip, NUM_FRAMES, do_sample_frames=True)[:, 0, 0]
+    np.testing.assert_array_equal(sampled, np.arange(0, 40, 40 / 16).astype(int))
+    centre = processor.fit_length(long_clip, NUM_FRAMES, do_sample_frames=False)[:, 0, 0]
+    np.testing.assert_array_equal(centre, np.arange(12, 28))
+    short = processor.fit_length(long_clip[:10], NUM_FRAMES)[:, 0, 0]
+    np.testing.assert_array_equal(short, [0, 0, 0] + list(range(10)) + [9, 9, 9])
+    exact = processor.fit_length(long_clip[:16])
+    assert exact.shape[0] == 16
+
+
+def test_clips_of_different_lengths_are_each_fitted(processor):
+    out = processor([_clip(frames=10), _clip(frames=16), _clip(frames=40)], return_tensors="pt").pixel_values
+    assert out.shape == (3, NUM_FRAMES, 40, 60)
+
+
+def test_pipeline_style_call(processor):
+    """What `pipeline("video-classification")` sends: a long clip, num_frames, do_sample_frames=True."""
+    clip = _clip(frames=64)
+    out = processor(clip, num_frames=NUM_FRAMES, do_sample_frames=True, return_tensors="pt").pixel_values
+    assert out.shape == (1, NUM_FRAMES, 40, 60)
+    expected = _expected(processor, clip)[np.arange(0, 64, 4)]
+    np.testing.assert_array_equal(out[0].numpy(), expected)
+
+
+def test_hdf5_windows_match_array_inputs(processor, recording):
+    path, frames = recording
+    by_start = processor(str(path), start_frame=5).pixel_values
+    assert torch.equal(by_start, processor(frames[5:21]).pixel_values)
+    by_keyframe = processor(path, keyframe_index=20).pixel_values  # 8 before, keyframe, 7 after
+    assert torch.equal(by_keyframe, processor(frames[12:28]).pixel_values)
+    batch = processor([path, path], keyframe_index=[20, 2]).pixel_values
+    assert torch.equal(batch[0], by_keyframe[0])
+    # Window crossing the start: padded by repeating frame 0 (6 copies before frames 0..9).
+    padded = np.concatenate([np.repeat(frames[:1], 6, axis=0), frames[:10]])
+    assert torch.equal(batch[1], processor(padded).pixel_values[0])
+    # Window crossing the end, from a start frame.
+    end = processor(path, start_frame=45).pixel_values
+    padded_end = np.concatenate([frames[45:], np.repeat(frames[-1:], 11, axis=0)])
+    assert torch.equal(end, processor(padded_end).pixel_values)
+    whole = processor(path, do_sample_frames=True).pixel_values
+    assert torch.equal(whole, processor(frames, do_sample_frames=True).pixel_values)
+
+
+def test_bad_inputs_raise_clear_errors(processor, recording):
+    path, _ = recording
+    with pytest.raises(ValueError, match="outside"):
+        processor(path, keyframe_index=50)
+    with pytest.raises(ValueError, match="not both"):
+        processor(path, keyframe_index=3, start_frame=3)
+    with pytest.raises(ValueError, match="HDF5"):
+        processor(_clip(), start_frame=0)
+    with pytest.raises(ValueError, match=r"\(T, H, W\)"):
+        processor(np.zeros((2, 2, 3, 4, 5), np.float32))
+    with pytest.raises(FileNotFoundError):
+        processor(path.with_name("missing.h5"))
+    with pytest.raises(ValueError, match="temperature_range"):
+        ThermalVideoProcessor(temperature_range=(40.0, 5.0))
+    with pytest.raises(ValueError, match="mean and std"):
+        ThermalVideoProcessor(mean=0.3)
+
+
+def test_standardisation_with_mean_std():
+    processor = ThermalVideoProcessor(num_frames=NUM_FRAMES, mean=0.3, std=0.2, temperature_range=(0.0, 40.0))
+    clip = _clip()
+    out = processor(clip).pixel_values[0].numpy()
+    np.testing.assert_allclose(out, ((np.clip(clip, 0, 40) / 40) - 0.3) / 0.2, rtol=1e-5, atol=1e-6)
+
+
+def test_save_load_round_trip(tmp_path):
+    from transformers import AutoVideoProcessor
+
+    processor = ThermalVideoProcessor(num_frames=32, invalid_floor=-40.0, temperature_range=(0.0, 50.0), mean=0.4,
+                                      std=0.25, do_sample_frames=True)
+    processor.save_pretrained(tmp_path)
+    assert (tmp_path / "video_preprocessor_config.json").is_file()
+    for loaded in (ThermalVideoProcessor.from_pretrained(tmp_path), AutoVideoProcessor.from_pretrained(tmp_path)):
+        assert type(loaded) is ThermalVideoProcessor
+        assert loaded.to_dict() == processor.to_dict()
+        assert loaded.temperature_range == (0.0, 50.0)
+        clip = _clip(frames=40)
+        assert torch.equal(loaded(clip).pixel_values, processor(clip).pixel_values)
+
+
+def test_real_recording_window(real_data_root):
+    """On a real gzip recording: the keyframe window read by the processor is the users' 32 + 1 + 31 frames."""
+    path = sorted((real_data_root / "frames").glob("*.h5"))[0]
+    processor = ThermalVideoProcessor()  # 64 frames
+    with h5py.File(path, "r") as handle:
+        window = handle["frames"][100 - 32 : 100 + 32]
+    out = processor(path, keyframe_index=100).pixel_values
+    assert out.shape == (1, 64, 40, 60)
+    np.testing.assert_array_equal(out[0].numpy(), _expected(processor, window))
+    assert 0.0 <= out.min() and out.max() <= 1.0

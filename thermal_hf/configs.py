@@ -1,0 +1,300 @@
+"""Recipe dataclasses: every field is a flat recipe key and a command-line flag of the same name.
+
+A recipe (`recipes/*.yaml`) is a flat YAML mapping whose keys are the fields of the three dataclasses below,
+grouped by comments (the alignment-handbook / TRL style). `TrainingArguments` keys are used verbatim.
+
+Field names are unique across the three dataclasses (`HfArgumentParser` builds one flat namespace). Keys that
+both the data and the model need live in one place and flow from there:
+
+- `num_frames` (DataArguments): the window length of the conversion, the clip length the processor gives, and
+  the model config's `num_frames`.
+- `invalid_floor` (DataArguments): the conversion's `invalid_floor` and the processor's cleaning floor.
+- `seed` (TrainingArguments): the training seed; the conversion's split seed is `split_seed`.
+- `label_smoothing_factor` (TrainingArguments): label smoothing of our loss (no separate `label_smoothing`).
+
+Types are the ones `HfArgumentParser` understands on the command line: tuples are declared as lists
+(`--image_size 128 192`) and turned into tuples in `__post_init__`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .errors import RecipeError
+
+DEFAULT_DATASET = "ThermalDataGen/thermal_action_dataset"
+
+CLASS_WEIGHTINGS = ("none", "inverse_frequency", "effective_number")
+LOSSES = ("cross_entropy", "focal")
+SAMPLINGS = ("natural", "class_balanced")
+MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
+CHECKPOINT_FORMATS = ("auto", "pytorchvideo", "mmaction2")
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise RecipeError(f"recipe key {name!r}: expected one of {', '.join(map(str, choices))}; got {value!r}")
+
+
+def _pair(name: str, value, cast=float) -> tuple | None:
+    if value is None:
+        return None
+    values = tuple(cast(v) for v in value)
+    if len(values) != 2:
+        raise RecipeError(f"recipe key {name!r}: expected two values, got {list(value)!r}")
+    return values
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train and its architecture. `None` means: the saved model's value, else the config default."""
+
+    _argument_group_name = "model"
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A saved thermal_slowfast model folder (or Hub id) to fine-tune. None: build from scratch."},
+    )
+    pretrained: str | None = field(
+        default=None,
+        metadata={
+            "help": "A raw SlowFast checkpoint (pytorchvideo .pyth or MMAction2 .pth) imported with "
+            "`thermal_hf.models.thermal_slowfast.convert_checkpoint.import_checkpoint` before training; the "
+            "classification head is re-initialised for this dataset's labels."
+        },
+    )
+    pretrained_format: str = field(
+        default="auto", metadata={"help": "Format of `pretrained`: auto (from the file), pytorchvideo or mmaction2."}
+    )
+    model_depth: int | None = field(default=None, metadata={"help": "ResNet depth of both pathways: 18, 50 or 101."})
+    image_size: list[int] | None = field(
+        default=None,
+        metadata={"help": "(height, width) the backbone runs at; clips are resized on the device. E.g. 256 384."},
+    )
+    dropout: float | None = field(default=None, metadata={"help": "Dropout before the classification layer."})
+    slow_temporal_stride: int | None = field(default=None, metadata={"help": "Slow pathway frame stride (8)."})
+    fast_temporal_stride: int | None = field(default=None, metadata={"help": "Fast pathway frame stride (2)."})
+    temperature_range: list[float] | None = field(
+        default=None, metadata={"help": "Processor: Celsius range clipped and scaled to 0..1 (default 5 45)."}
+    )
+    normalize_mean: float | None = field(default=None, metadata={"help": "Processor: mean subtracted after scaling."})
+    normalize_std: float | None = field(default=None, metadata={"help": "Processor: std divided after scaling."})
+
+    def __post_init__(self):
+        self.image_size = _pair("image_size", self.image_size, int)
+        self.temperature_range = _pair("temperature_range", self.temperature_range, float)
+        _check_choice("pretrained_format", self.pretrained_format, CHECKPOINT_FORMATS)
+        if self.model_name_or_path and self.pretrained:
+            raise RecipeError(
+                "recipe keys 'model_name_or_path' and 'pretrained' are exclusive: the first is a saved model to "
+                "fine-tune, the second a raw checkpoint to import"
+            )
+
+    def config_overrides(self) -> dict:
+        """The architecture keys set in the recipe, as `ThermalSlowFastConfig` kwargs."""
+        keys = ("model_depth", "image_size", "dropout", "slow_temporal_stride", "fast_temporal_stride")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+@dataclass
+class DataArguments:
+    """Where the data is, how it is converted, sampled and augmented."""
+
+    _argument_group_name = "data"
+
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "A raw dataset folder (frames/ + annotations/, converted once into a cache keyed by the "
+            f"conversion options) or a converted `datasets` folder. The users' folder is {DEFAULT_DATASET}."
+        },
+    )
+    synthetic_if_missing: bool = field(
+        default=False,
+        metadata={"help": "If `dataset` does not exist, generate a synthetic raw dataset there (demo recipes)."},
+    )
+    synthetic_recordings: int = field(default=6, metadata={"help": "Recordings generated by synthetic_if_missing."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where raw folders are converted to (default: next to the raw folder)."}
+    )
+    # conversion options (same words as `thermal-hf convert`)
+    target: str = field(default="person", metadata={"help": "Sample unit: person or keyframe."})
+    num_frames: int = field(
+        default=64, metadata={"help": "Frames per clip: conversion window, processor output and model num_frames."}
+    )
+    split_by: str = field(default="annotations", metadata={"help": "annotations (the users' split) or recording."})
+    val_fraction: float = field(default=0.2, metadata={"help": "Validation share when split_by=recording."})
+    split_seed: int = field(default=0, metadata={"help": "Seed of the split_by=recording split."})
+    skip_invalid: bool = field(default=False, metadata={"help": "Drop windows whose frames are all invalid."})
+    invalid_floor: float = field(default=-50.0, metadata={"help": "Below this (C) a pixel is invalid (dead)."})
+    train_split: str = field(default="train", metadata={"help": "Split trained on."})
+    eval_split: str = field(default="validation", metadata={"help": "Split evaluated on."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the train split (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the eval split (debugging)."})
+    sampling: str = field(
+        default="natural", metadata={"help": "natural, or class_balanced (every class equally likely per draw)."}
+    )
+    # augmentations: the fields of thermal_hf.data.transforms.AugmentationConfig (training only)
+    random_resized_crop_scale: list[float] | None = field(default=None, metadata={"help": "e.g. 0.7 1.0"})
+    random_resized_crop_ratio: list[float] = field(default_factory=lambda: [3.0 / 4.0, 4.0 / 3.0])
+    horizontal_flip_prob: float = field(default=0.0)
+    temperature_offset: float = field(default=0.0, metadata={"help": "Max |offset| in C added to a clip."})
+    temperature_gain: float = field(default=0.0, metadata={"help": "Max |gain - 1| around the background."})
+    sensor_noise_std: float = field(default=0.0, metadata={"help": "Per-pixel Gaussian noise std in C."})
+    random_erasing_prob: float = field(default=0.0)
+    temporal_jitter: int = field(default=0, metadata={"help": "Max window shift in frames."})
+    mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 = off."})
+    cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix Beta(alpha, alpha); 0 = off."})
+
+    def __post_init__(self):
+        _check_choice("target", self.target, ("person", "keyframe"))
+        _check_choice("split_by", self.split_by, ("annotations", "recording"))
+        _check_choice("sampling", self.sampling, SAMPLINGS)
+        if self.num_frames < 1:
+            raise RecipeError(f"recipe key 'num_frames': expected a positive integer; got {self.num_frames}")
+        self.random_resized_crop_scale = _pair("random_resized_crop_scale", self.random_resized_crop_scale)
+        self.random_resized_crop_ratio = _pair("random_resized_crop_ratio", self.random_resized_crop_ratio)
+        # Built here so that a bad augmentation value fails at parse time, naming the key.
+        self.augmentation_config()
+
+    def augmentation_config(self):
+        """The `AugmentationConfig` made of this recipe's augmentation keys."""
+        from .data.transforms import AugmentationConfig
+
+        names = [f.name for f in dataclasses.fields(AugmentationConfig)]
+        try:
+            return AugmentationConfig(**{name: getattr(self, name) for name in names})
+        except ValueError as err:
+            raise RecipeError(f"recipe augmentation keys: {err}") from err
+
+    def conversion_options(self) -> dict:
+        """Keyword arguments of `ensure_converted` / `convert_dataset` (they key the conversion cache)."""
+        return dict(
+            target=self.target,
+            num_frames=self.num_frames,
+            split_by=self.split_by,
+            val_fraction=self.val_fraction,
+            seed=self.split_seed,
+            skip_invalid=self.skip_invalid,
+            invalid_floor=self.invalid_floor,
+        )
+
+
+@dataclass
+class ThermalTrainingArguments(TrainingArguments):
+    """`TrainingArguments` (every key verbatim) plus the loss, optimiser and callback keys of thermal-hf.
+
+    Defaults changed from `TrainingArguments`: `do_train`/`do_eval` True (a recipe trains and evaluates unless
+    told otherwise), `metric_for_best_model` "mean_class_accuracy", `remove_unused_columns` False (the dataset
+    already yields exactly the model's inputs; True is harmless, see `ThermalTrainer`), `lr_scheduler_type`
+    "cosine", `output_dir` "outputs/thermal-slowfast".
+    """
+
+    output_dir: str | None = field(default="outputs/thermal-slowfast", metadata={"help": "Where to write."})
+    do_train: bool = field(default=True, metadata={"help": "Train (False: only evaluate the model)."})
+    do_eval: bool = field(default=True, metadata={"help": "Evaluate on eval_split after training."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Harmless either way: the dataset yields only model inputs."}
+    )
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule (cosine)."})
+    metric_for_best_model: str | None = field(
+        default="mean_class_accuracy", metadata={"help": "Metric selecting the best checkpoint (eval_ prefix optional)."}
+    )
+    # loss
+    class_weighting: str = field(
+        default="none", metadata={"help": "Cross-entropy class weights: none, inverse_frequency, effective_number."}
+    )
+    class_weight_beta: float = field(default=0.999, metadata={"help": "beta of effective_number weighting."})
+    loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy or focal."})
+    focal_gamma: float = field(default=2.0, metadata={"help": "Focusing parameter of the focal loss."})
+    # optimiser / schedule
+    backbone_lr_multiplier: float = field(
+        default=0.1, metadata={"help": "Backbone learning rate = learning_rate x this (the head gets learning_rate)."}
+    )
+    warmup_epochs: float = field(
+        default=0.0, metadata={"help": "Linear warm-up length in epochs (exclusive with warmup_steps)."}
+    )
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={
+            "help": "auto: bf16 on a GPU that supports it, else fp16 on a GPU, else fp32 on CPU; no/fp16/bf16 set "
+            "the bf16/fp16 keys. None: use the bf16/fp16 keys (and accelerate's config) as given."
+        },
+    )
+    # callbacks
+    callbacks: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Callback names (thermal_hf.training.callbacks.CALLBACKS): early_stopping; none clears."},
+    )
+    early_stopping_patience: int = field(default=10, metadata={"help": "Evaluations without improvement."})
+    early_stopping_threshold: float = field(default=0.0, metadata={"help": "Minimum improvement that counts."})
+    show_predictions: int = field(
+        default=0,
+        metadata={"help": "After training, run pipeline('video-classification') on this many eval clips and print."},
+    )
+
+    def __post_init__(self):
+        _check_choice("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
+        _check_choice("loss", self.loss, LOSSES)
+        if self.mixed_precision is not None:
+            _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
+            self._resolve_mixed_precision()
+        if self.warmup_epochs < 0:
+            raise RecipeError(f"recipe key 'warmup_epochs': expected >= 0; got {self.warmup_epochs}")
+        if self.warmup_epochs > 0 and self.warmup_steps:
+            raise RecipeError("recipe keys 'warmup_epochs' and 'warmup_steps' are exclusive: set one of them")
+        if self.backbone_lr_multiplier < 0:
+            raise RecipeError(f"recipe key 'backbone_lr_multiplier': expected >= 0; got {self.backbone_lr_multiplier}")
+        if isinstance(self.callbacks, str):
+            self.callbacks = [self.callbacks]
+        # `--callbacks none` clears a recipe's list from the command line (argparse lists need one value).
+        self.callbacks = [name for name in (self.callbacks or []) if name not in ("none", "None")]
+        from .training.callbacks import CALLBACKS
+
+        for name in self.callbacks:
+            if name not in CALLBACKS:
+                import difflib
+
+                close = difflib.get_close_matches(name, CALLBACKS, n=3)
+                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                raise RecipeError(
+                    f"recipe key 'callbacks': unknown callback {name!r} (known: {', '.join(CALLBACKS)}).{hint}"
+                )
+        super().__post_init__()
+        if "early_stopping" in self.callbacks and self.eval_strategy == "no":
+            raise RecipeError(
+                "callbacks: early_stopping needs evaluations: set eval_strategy to epoch or steps in the recipe"
+            )
+
+    def _resolve_mixed_precision(self) -> None:
+        # Decided before TrainingArguments.__post_init__, which validates bf16 against the hardware and then
+        # records the effective value in `self.mixed_precision` ("no", "fp16" or "bf16").
+        choice = self.mixed_precision
+        if choice == "auto":
+            import torch
+
+            if torch.cuda.is_available() and not self.use_cpu:
+                choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            else:
+                choice = "no"
+        if choice == "no" and (self.bf16 or self.fp16) and self.mixed_precision == "no":
+            raise RecipeError("recipe key 'mixed_precision: no' contradicts bf16/fp16: true; set only one of them")
+        self.bf16 = choice == "bf16"
+        self.fp16 = choice == "fp16"
+
+
+def dataclass_types() -> tuple[type, type, type]:
+    """The recipe dataclasses in parse order."""
+    return ModelArguments, DataArguments, ThermalTrainingArguments
+
+
+__all__ = [
+    "ModelArguments",
+    "DataArguments",
+    "ThermalTrainingArguments",
+    "dataclass_types",
+    "DEFAULT_DATASET",
+]

@@ -1,0 +1,501 @@
+"""Raw thermal recordings + COCO keyframes -> a `datasets.DatasetDict` saved with ``save_to_disk``.
+
+    thermal-hf convert DATA_ROOT OUTPUT_DIR [--target person|keyframe] [--num_frames 64]
+                       [--split_by annotations|recording] [--val_fraction 0.2] [--seed 0] [--skip_invalid]
+
+Everything is validated before anything is written (see `recordings.DatasetSource.open`). Each recording's
+HDF5 file is decompressed once; windows are cut from it in memory and streamed to Arrow in bounded batches.
+The frames are stored raw (degrees Celsius, invalid -273.2 pixels included) and bit-exact: cleaning belongs to
+`thermal_hf.data.transforms`, shared by training, evaluation and inference.
+
+Writing is atomic: the dataset is built in a hidden folder beside OUTPUT_DIR and renamed into place at the
+end, so a failed or interrupted conversion never damages a dataset already at OUTPUT_DIR.
+
+Read the result with `load_converted(path)`, and use ``ds.with_format("numpy")`` for fast access (the Python
+lists that ``set_transform`` hands out are ~20x slower).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import inspect
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ThermalDataError
+from .recordings import DatasetSource, Problem
+from .windows import TARGETS, SampleSpec, build_samples, window_indices
+
+CONVERSION_FILE = "thermal_hf_conversion.json"
+FORMAT_VERSION = 1
+SPLIT_BY = ("annotations", "recording")
+SPLITS = ("train", "validation")
+# Rows are ~0.6 MB each at 64x40x60: flush to Arrow every ~32 MB so memory stays bounded on any dataset size.
+_WRITER_BATCH_BYTES = 32 << 20
+DEFAULT_CACHE_DIR = Path("~/.cache/thermal_hf/converted")
+
+
+def dataset_features(num_frames: int, height: int, width: int, class_names: list[str]):
+    """The converted dataset's `datasets.Features` (column names and types are part of the public contract)."""
+    from datasets import Array3D, ClassLabel, Features, Sequence, Value
+
+    return Features({
+        "frames": Array3D(shape=(num_frames, height, width), dtype="float32"),
+        "timestamps": Sequence(Value("int64"), length=num_frames),
+        "label": ClassLabel(names=list(class_names)),
+        "bbox": Sequence(Value("float32"), length=4),
+        "recording": Value("string"),
+        "sensor_id": Value("string"),
+        "image_id": Value("string"),
+        "object_id": Value("int64"),
+        "keyframe_index": Value("int64"),
+        "padded_frames": Value("int32"),
+        "invalid_fraction": Value("float32"),
+    })
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion produced; ``format()`` is the closing report the CLI prints."""
+
+    output_dir: str
+    source: str
+    options: dict[str, Any]
+    class_names: list[str]
+    class_counts: dict[str, dict[str, int]]
+    num_samples: dict[str, int]
+    split_recordings: dict[str, list[str]]
+    padded_samples: dict[str, int]
+    frame_shape: list[int]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def format(self) -> str:
+        lines = [f"Converted {self.source} -> {self.output_dir} in {self.seconds:.1f} s",
+                 f"options: {json.dumps(self.options)}",
+                 f"frames per sample: {self.frame_shape[0]} x {self.frame_shape[1]} x {self.frame_shape[2]} (raw deg C)"]
+        for split in SPLITS:
+            recs = self.split_recordings.get(split, [])
+            lines.append(f"{split}: {self.num_samples.get(split, 0)} samples from {len(recs)} recording(s) "
+                         f"[{', '.join(recs)}], {self.padded_samples.get(split, 0)} with edge padding")
+        width = max(len(n) for n in self.class_names)
+        lines.append("")
+        lines.append(f"  {'id':>3}  {'class':<{width}}  " + "  ".join(f"{s:>10}" for s in SPLITS))
+        for i, name in enumerate(self.class_names):
+            counts = "  ".join(f"{self.class_counts.get(s, {}).get(name, 0):>10}" for s in SPLITS)
+            lines.append(f"  {i:>3}  {name:<{width}}  {counts}")
+        lines.append("")
+        if self.skipped:
+            # group identical reasons (e.g. every keyframe of a corrupt recording) into one line
+            groups: dict[tuple[str, str], list[str]] = {}
+            for s in self.skipped:
+                groups.setdefault((s["file"], s["reason"]), []).append(s["where"])
+            lines.append(f"skipped {len(self.skipped)} item(s) (all listed in {CONVERSION_FILE}):")
+            for (file, reason), wheres in list(groups.items())[:100]:
+                more = f" (+{len(wheres) - 3} more)" if len(wheres) > 3 else ""
+                lines.append(f"  - {file}: {', '.join(wheres[:3])}{more}: {reason}")
+            if len(groups) > 100:
+                lines.append(f"  ... and {len(groups) - 100} more reasons")
+        else:
+            lines.append("skipped: nothing")
+        if self.warnings:
+            lines.append(f"{len(self.warnings)} warning(s), e.g. {self.warnings[0]}")
+        return "\n".join(lines)
+
+
+def is_converted_dataset(path: str | Path) -> bool:
+    """True if ``path`` holds a dataset written by `convert_dataset`."""
+    path = Path(path)
+    return (path / "dataset_dict.json").is_file() and (path / CONVERSION_FILE).is_file()
+
+
+def read_conversion_info(path: str | Path) -> dict[str, Any]:
+    """The ``thermal_hf_conversion.json`` of a converted dataset (source, options, class names and counts)."""
+    path = Path(path)
+    if not is_converted_dataset(path):
+        raise ThermalDataError(f"{path}: not a converted thermal-hf dataset (expected dataset_dict.json and "
+                               f"{CONVERSION_FILE}; create it with `thermal-hf convert RAW_DIR {path}`)")
+    return json.loads((path / CONVERSION_FILE).read_text())
+
+
+def load_converted(path: str | Path):
+    """Load a converted dataset as a `datasets.DatasetDict` (memory-mapped; nothing is read yet)."""
+    from datasets import load_from_disk
+
+    read_conversion_info(path)  # raises a clear error when it is not one
+    return load_from_disk(str(path))
+
+
+class ClipReader:
+    """Zero-copy random access to one converted split: the fast path for training data loading.
+
+    ``ds.with_format("numpy")[i]`` formats all 11 columns through `datasets`' formatter (a few hundred rows/s
+    on 2 cores); this reads the ``frames`` row straight out of the memory-mapped Arrow buffer as a read-only
+    ``float32 (T, H, W)`` view (thousands of rows/s) and keeps the small columns as numpy arrays. Copy
+    before writing to the frames (`thermal_hf.data.transforms.repair_invalid` returns a copy).
+
+        reader = ClipReader(load_converted(path)["train"])
+        sample = reader[i]   # {"frames", "label", "bbox", "recording", ..., "padded_frames", "invalid_fraction"}
+        frames = reader.frames(i)
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.shape = tuple(dataset.features["frames"].shape)
+        # rows of a select()/shuffle()d dataset are reached through its indices mapping
+        indices = getattr(dataset, "_indices", None)
+        self._rows = None if indices is None else np.asarray(indices.column(0).to_numpy(), dtype=np.int64)
+        self._frames = dataset.data.table.column("frames")
+        small = [c for c in dataset.column_names if c != "frames"]
+        table = dataset.select_columns(small).with_format("numpy")[:] if small else {}
+        self.columns = {c: np.asarray(table[c]) for c in small}
+
+    def __len__(self) -> int:
+        return self.dataset.num_rows
+
+    def frames(self, index: int) -> np.ndarray:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for a split of {len(self)} rows")
+        index = int(index) % len(self)
+        row = int(self._rows[index]) if self._rows is not None else index
+        chunk = self._frames.slice(row, 1).chunks[0]
+        storage = chunk.storage if hasattr(chunk, "storage") else chunk
+        values = storage.flatten().flatten().flatten()
+        try:
+            out = values.to_numpy(zero_copy_only=True)
+        except Exception:  # e.g. nulls; never expected from convert_dataset, but stay correct
+            out = values.to_numpy(zero_copy_only=False)
+        return out.reshape(self.shape)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        sample = {"frames": self.frames(index)}
+        sample.update({c: v[int(index)] for c, v in self.columns.items()})
+        return sample
+
+
+def _is_raw_dataset(path: Path) -> bool:
+    return (path / "annotations").is_dir() and (path / "frames").is_dir()
+
+
+def _split_by_recording(samples: dict[str, list[SampleSpec]], val_fraction: float, seed: int):
+    """Regroup all samples so every recording lands in exactly one split (seeded, sorted names then permuted)."""
+    recs = sorted({s.recording for split in samples.values() for s in split})
+    if len(recs) < 2:
+        raise ThermalDataError(f"split_by='recording' needs at least 2 recordings with samples, found {recs}")
+    order = np.random.default_rng(seed).permutation(len(recs))
+    n_val = min(max(1, int(round(val_fraction * len(recs)))), len(recs) - 1)
+    val = {recs[i] for i in order[:n_val]}
+    pooled = [s for split in SPLITS for s in samples[split]]
+    pooled.sort(key=lambda s: (s.recording, s.keyframe_index, s.image_id, s.object_id, str(s.annotation_ids)))
+    return {"train": [s for s in pooled if s.recording not in val],
+            "validation": [s for s in pooled if s.recording in val]}
+
+
+def _check_output_dir(output_dir: Path, data_root: Path, overwrite: bool) -> None:
+    out, root = output_dir.resolve(), data_root.resolve()
+    if out == root or root in out.parents or out in root.parents:
+        raise ThermalDataError(f"output folder {output_dir} overlaps the raw dataset {data_root}; choose a folder "
+                               "outside it")
+    if not output_dir.exists() or overwrite or is_converted_dataset(output_dir):
+        return
+    if output_dir.is_dir() and not any(output_dir.iterdir()):
+        return
+    raise ThermalDataError(f"{output_dir} exists and is not a converted thermal-hf dataset; refusing to replace it "
+                           "(pass overwrite=True / --overwrite, or choose another folder)")
+
+
+def _swap_into_place(tmp: Path, output_dir: Path) -> None:
+    """Rename ``tmp`` to ``output_dir``; an existing ``output_dir`` is moved aside first and restored on failure."""
+    old = None
+    if output_dir.exists() or output_dir.is_symlink():
+        old = output_dir.parent / f".{output_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(output_dir, old)
+    try:
+        os.replace(tmp, output_dir)
+    except BaseException:
+        if old is not None:
+            os.replace(old, output_dir)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink()
+
+
+def convert_dataset(
+    data_root: str | Path,
+    output_dir: str | Path,
+    *,
+    target: str = "person",
+    num_frames: int = 64,
+    split_by: str = "annotations",
+    val_fraction: float = 0.2,
+    seed: int = 0,
+    skip_invalid: bool = False,
+    invalid_floor: float = -50.0,
+    overwrite: bool = False,
+    show_progress: bool | None = None,
+) -> ConversionReport:
+    """Convert the raw dataset at ``data_root`` into a DatasetDict (``train``, ``validation``) at ``output_dir``.
+
+    Args:
+        target: "person" (one sample per person annotation) or "keyframe" (one per keyframe, majority label,
+            ties -> lowest category id, union bbox, object_id -1).
+        num_frames: window length; ``num_frames // 2`` frames before the keyframe, the keyframe, the rest after.
+        split_by: "annotations" keeps the users' train/val files; "recording" pools both and assigns whole
+            recordings to a split (seeded; ``round(val_fraction * R)`` recordings, at least 1, to validation,
+            at least 1 left for training), so no recording's windows appear in both splits.
+        skip_invalid: leave out unusable samples (listed in the report) instead of raising.
+        invalid_floor: pixels below this (deg C) or non-finite count towards the ``invalid_fraction`` column;
+            the frames themselves are stored unchanged.
+        overwrite: replace an existing OUTPUT_DIR that is not a converted dataset (a converted one is always
+            replaced, atomically).
+        show_progress: tqdm bar; None = only on a terminal.
+
+    Raises `ThermalDataError` (listing every problem) before writing anything if the input is bad.
+    """
+    from datasets import Dataset, DatasetDict, DatasetInfo
+    from datasets import utils as datasets_progress
+    from datasets.arrow_writer import ArrowWriter
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    data_root, output_dir = Path(data_root).expanduser(), Path(output_dir).expanduser()
+    if target not in TARGETS:
+        raise ThermalDataError(f"target must be one of {TARGETS}, got {target!r}")
+    if split_by not in SPLIT_BY:
+        raise ThermalDataError(f"split_by must be one of {SPLIT_BY}, got {split_by!r}")
+    if int(num_frames) < 1:
+        raise ThermalDataError(f"num_frames must be >= 1, got {num_frames}")
+    if not 0.0 < float(val_fraction) < 1.0:
+        raise ThermalDataError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    num_frames = int(num_frames)
+    options = {"target": target, "num_frames": num_frames, "split_by": split_by, "val_fraction": float(val_fraction),
+               "seed": int(seed), "skip_invalid": bool(skip_invalid), "invalid_floor": float(invalid_floor)}
+
+    # 1. validate everything and plan every sample before writing a byte
+    _check_output_dir(output_dir, data_root, overwrite)
+    source = DatasetSource.open(data_root, skip_invalid=skip_invalid)
+    skipped: list[Problem] = list(source.skipped)
+    samples: dict[str, list[SampleSpec]] = {}
+    for split in SPLITS:
+        samples[split], dropped = build_samples(source.splits[split], target)
+        skipped += dropped
+    if split_by == "recording":
+        samples = _split_by_recording(samples, float(val_fraction), int(seed))
+    if not samples["train"]:
+        raise ThermalDataError(f"{data_root}: no usable training samples (skipped: {len(skipped)})")
+    shapes = {(r.height, r.width) for r in source.recordings.values()}
+    if len(shapes) != 1:
+        raise ThermalDataError(f"{data_root}: recordings have different frame sizes {sorted(shapes)}; expected one "
+                               "size for the whole dataset")
+    height, width = shapes.pop()
+    names = source.class_names
+    features = dataset_features(num_frames, height, width, names)
+    class_counts = {s: {n: 0 for n in names} for s in SPLITS}
+    for split in SPLITS:
+        for label, n in Counter(x.label for x in samples[split]).items():
+            class_counts[split][names[label]] = n
+
+    # 2. write into a hidden folder beside the output, then rename it into place
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_dir.parent / f".{output_dir.name}.converting-{uuid.uuid4().hex[:8]}"
+    scratch = tmp / "_scratch"
+    scratch.mkdir(parents=True)
+    padded = dict.fromkeys(SPLITS, 0)
+    try:
+        row_bytes = num_frames * height * width * 4
+        batch = max(1, _WRITER_BATCH_BYTES // row_bytes)
+        writers = {s: ArrowWriter(features=features, path=str(scratch / f"{s}.arrow"), writer_batch_size=batch)
+                   for s in SPLITS}
+        by_rec: dict[str, list[tuple[str, SampleSpec]]] = {}
+        for split in SPLITS:
+            for spec in samples[split]:
+                by_rec.setdefault(spec.recording, []).append((split, spec))
+        total = sum(len(v) for v in by_rec.values())
+        with tqdm(total=total, desc="converting", unit="sample", disable=None if show_progress is None
+                  else not show_progress) as bar:
+            for rec_name in sorted(by_rec):
+                frames_all, stamps_all = source.recordings[rec_name].read_all()  # one read per recording
+                for split, spec in by_rec[rec_name]:
+                    idx, before, after = window_indices(spec.keyframe_index, num_frames, frames_all.shape[0])
+                    window = frames_all[idx]
+                    invalid = float(np.mean(~np.isfinite(window) | (window < invalid_floor)))
+                    padded[split] += bool(before + after)
+                    writers[split].write({
+                        "frames": window, "timestamps": stamps_all[idx], "label": spec.label,
+                        "bbox": np.asarray(spec.bbox, dtype=np.float32), "recording": rec_name,
+                        "sensor_id": source.recordings[rec_name].sensor_id, "image_id": spec.image_id,
+                        "object_id": spec.object_id, "keyframe_index": spec.keyframe_index,
+                        "padded_frames": before + after, "invalid_fraction": invalid,
+                    })
+                    bar.update()
+                del frames_all
+        for w in writers.values():
+            w.finalize()
+            w.close()
+
+        report = ConversionReport(
+            output_dir=str(output_dir), source=str(data_root.resolve()), options=options, class_names=names,
+            class_counts=class_counts, num_samples={s: len(samples[s]) for s in SPLITS},
+            split_recordings={s: sorted({x.recording for x in samples[s]}) for s in SPLITS},
+            padded_samples=padded, frame_shape=[num_frames, height, width],
+            skipped=[_skip_dict(p) for p in skipped], warnings=list(source.warnings),
+        )
+        meta = {"source": report.source, "options": options, "class_names": names, "class_counts": class_counts,
+                "num_samples": report.num_samples, "split_recordings": report.split_recordings,
+                "skipped": report.skipped, "format_version": FORMAT_VERSION}
+        description = ("thermal-hf conversion of raw thermal recordings (windows of raw deg C frames around "
+                       "annotated keyframes).\n" + json.dumps(meta))
+        dd = DatasetDict({
+            s: Dataset.from_file(str(scratch / f"{s}.arrow"), info=DatasetInfo(description=description, features=features))
+            for s in SPLITS
+        })
+        # our own bar already showed progress; the copy's bars would only repeat it
+        bars_were_on = datasets_progress.is_progress_bar_enabled()
+        datasets_progress.disable_progress_bars()
+        try:
+            dd.save_to_disk(str(tmp))
+        finally:
+            if bars_were_on:
+                datasets_progress.enable_progress_bars()
+        del dd
+        shutil.rmtree(scratch)
+        report.seconds = time.perf_counter() - t0
+        meta["seconds"] = round(report.seconds, 3)
+        (tmp / CONVERSION_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        _swap_into_place(tmp, output_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _skip_dict(p: Problem) -> dict[str, Any]:
+    return {"file": p.file, "where": p.where, "reason": p.message, "image_id": p.image_id,
+            "annotation_id": p.annotation_id}
+
+
+# ---------------------------------------------------------------------------------------------- cache
+_OPTION_DEFAULTS = {
+    name: p.default for name, p in inspect.signature(convert_dataset).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("overwrite", "show_progress")
+}
+
+
+def conversion_cache_key(data_root: str | Path, **options) -> str:
+    """Hash of the resolved source path, the full option set and every source file's size and mtime."""
+    unknown = set(options) - set(_OPTION_DEFAULTS)
+    if unknown:
+        raise ThermalDataError(f"unknown conversion option(s) {sorted(unknown)}; expected {sorted(_OPTION_DEFAULTS)}")
+    root = Path(data_root).expanduser().resolve()
+    opts = {**_OPTION_DEFAULTS, **options}
+    files = []
+    for sub in ("frames", "annotations"):
+        for f in sorted((root / sub).glob("*")):
+            if f.is_file():
+                st = f.stat()
+                files.append([f"{sub}/{f.name}", st.st_size, st.st_mtime_ns])
+    payload = json.dumps({"source": str(root), "options": opts, "files": files, "version": FORMAT_VERSION},
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("THERMAL_HF_CACHE") or DEFAULT_CACHE_DIR).expanduser()
+
+
+def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = None, **options) -> Path:
+    """Path of a converted dataset for ``path_or_raw``.
+
+    A converted folder is returned as is (a warning is given if ``options`` differ from how it was made);
+    a raw folder is converted once into ``cache_dir`` (default ``$THERMAL_HF_CACHE`` or
+    ``~/.cache/thermal_hf/converted``) under a key of the source path, options and source file sizes/mtimes,
+    and reused afterwards.
+    """
+    path = Path(path_or_raw).expanduser()
+    if is_converted_dataset(path):
+        recorded = read_conversion_info(path).get("options", {})
+        differing = {k: (recorded.get(k), v) for k, v in options.items() if k in recorded and recorded[k] != v}
+        if differing:
+            warnings.warn(f"{path} is already converted with different options {differing} (recorded, requested); "
+                          "using it as is", stacklevel=2)
+        return path
+    if not _is_raw_dataset(path):
+        raise ThermalDataError(f"{path}: neither a converted thermal-hf dataset ({CONVERSION_FILE}) nor a raw dataset "
+                               "folder (frames/ and annotations/)")
+    key = conversion_cache_key(path, **options)
+    out = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    out = out / f"{path.resolve().name}-{key}"
+    if not is_converted_dataset(out):
+        convert_dataset(path, out, overwrite=True, **options)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="thermal-hf convert",
+        description="Convert thermal HDF5 recordings + COCO keyframe annotations into a datasets.DatasetDict "
+                    "(train/validation) saved with save_to_disk. Frames are stored raw and bit-exact.",
+    )
+    p.add_argument("data_root", metavar="DATA_ROOT", help="raw dataset folder (frames/*.h5, annotations/*.json)")
+    p.add_argument("output_dir", metavar="OUTPUT_DIR", help="where to write the converted dataset (atomically)")
+    p.add_argument("--target", choices=TARGETS, default="person",
+                   help="person: one sample per person annotation (default); keyframe: one sample per keyframe "
+                        "labelled with its persons' most common class, ties broken by the LOWEST category id")
+    p.add_argument("--num_frames", type=int, default=64,
+                   help="window length: num_frames//2 before the keyframe, the keyframe, the rest after (default 64)")
+    p.add_argument("--split_by", choices=SPLIT_BY, default="annotations",
+                   help="annotations: the train/val files as given (default); recording: whole recordings per split")
+    p.add_argument("--val_fraction", type=float, default=0.2,
+                   help="with --split_by recording: fraction of recordings for validation (default 0.2, >= 1 each)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the recording split (default 0)")
+    p.add_argument("--skip_invalid", action="store_true",
+                   help="skip unusable samples and list them in the report instead of failing")
+    p.add_argument("--invalid_floor", type=float, default=-50.0,
+                   help="deg C below which a pixel counts as invalid in the invalid_fraction column (default -50)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace OUTPUT_DIR even if it exists and is not a converted dataset")
+    p.add_argument("--report_json", metavar="PATH", help="also write the report as JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        report = convert_dataset(
+            args.data_root, args.output_dir, target=args.target, num_frames=args.num_frames, split_by=args.split_by,
+            val_fraction=args.val_fraction, seed=args.seed, skip_invalid=args.skip_invalid,
+            invalid_floor=args.invalid_floor, overwrite=args.overwrite,
+        )
+    except ThermalDataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report.format())
+    if args.report_json:
+        Path(args.report_json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,313 @@
+"""``thermal-hf doctor RECIPE.yaml [--key value ...]``: will this recipe train here? A checklist and a verdict.
+
+Checks, in the order training meets them:
+
+1. recipe: parses (unknown keys, bad values and key combinations are reported as training would);
+2. environment: Python, torch, CUDA devices (count, names, bf16 support), accelerate and its config, the
+   precision the recipe resolves to;
+3. data: the folder exists and is valid (a raw folder is validated, then converted into the same cache training
+   uses; a converted folder is loaded), both splits present, class counts;
+4. pretrained checkpoint (if the recipe names one): present and importable into the architecture;
+5. model: built as training builds it; one batch of ``per_device_train_batch_size`` clips loaded through the
+   training dataset and pushed forward and backward once on the device, in the recipe's precision;
+6. output folder: writable (and whether a run there would resume or start over).
+
+Exit status: 0 when nothing would fail (warnings allowed), 1 when a check failed, 2 for a bad command line.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import RecipeError
+
+OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
+
+
+@dataclass
+class Checklist:
+    items: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, status: str, name: str, detail: str = "") -> None:
+        self.items.append((status, name, detail))
+        print(f"[{status:^4}] {name}" + (f": {detail}" if detail else ""), flush=True)
+
+    @property
+    def failures(self) -> list[tuple[str, str, str]]:
+        return [item for item in self.items if item[0] == FAIL]
+
+    def verdict(self) -> str:
+        warnings = sum(1 for s, _, _ in self.items if s == WARN)
+        if self.failures:
+            names = ", ".join(name for _, name, _ in self.failures)
+            return f"NOT READY: {len(self.failures)} check(s) failed ({names}); fix them before training."
+        return "READY: this recipe should train here" + (f" ({warnings} warning(s) above)." if warnings else ".")
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip() or type(err).__name__
+    return text if len(text) < 800 else text[:800] + " ..."
+
+
+def check_environment(checklist: Checklist, training_args) -> None:
+    import accelerate
+    import torch
+    import transformers
+
+    checklist.add(OK, "python", f"{platform.python_version()} ({sys.executable})")
+    checklist.add(OK, "libraries", f"torch {torch.__version__}, transformers {transformers.__version__}, "
+                                   f"accelerate {accelerate.__version__}")
+    if torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        bf16 = torch.cuda.is_bf16_supported()
+        checklist.add(OK, "CUDA", f"{len(names)} device(s): {', '.join(names)}; bf16 {'yes' if bf16 else 'no'}")
+    elif training_args.use_cpu:
+        checklist.add(OK, "CUDA", "not used (use_cpu: true)")
+    else:
+        checklist.add(WARN, "CUDA", "no GPU visible: training runs on the CPU (slow for SlowFast R50)")
+    from accelerate.commands.config import default_config_file
+
+    launched = {k: v for k, v in os.environ.items() if k.startswith("ACCELERATE_")}
+    if Path(default_config_file).is_file():
+        checklist.add(OK, "accelerate config", f"{default_config_file}")
+    else:
+        checklist.add(OK, "accelerate config", "none saved (defaults; or pass --config_file accelerate_config.yaml)")
+    checklist.add(
+        OK,
+        "processes",
+        f"world size {training_args.world_size} on {training_args.device}"
+        + (f" (launched by accelerate: {sorted(launched)})" if launched else ""),
+    )
+    checklist.add(OK, "precision", f"{training_args.mixed_precision} (bf16={training_args.bf16}, fp16={training_args.fp16})")
+
+
+def check_data(checklist: Checklist, data_args, training_args):
+    """Returns the converted dataset (or None)."""
+    from .data.convert import _is_raw_dataset, is_converted_dataset, load_converted
+
+    if not data_args.dataset:
+        checklist.add(FAIL, "data", "recipe key 'dataset' is not set (--dataset PATH)")
+        return None
+    path = Path(data_args.dataset).expanduser()
+    if not path.exists() and data_args.synthetic_if_missing:
+        checklist.add(WARN, "data folder", f"{path} missing: training will generate a synthetic dataset there")
+    elif not path.exists():
+        checklist.add(FAIL, "data folder", f"{path} not found (point the recipe at it with --dataset PATH)")
+        return None
+    elif is_converted_dataset(path):
+        checklist.add(OK, "data folder", f"{path} (converted dataset)")
+    elif _is_raw_dataset(path):
+        from .data.recordings import DatasetSource
+
+        started = time.perf_counter()
+        try:
+            source = DatasetSource.open(path, skip_invalid=data_args.skip_invalid)
+        except ValueError as err:
+            checklist.add(FAIL, "data validation", _short(err))
+            return None
+        detail = f"{path}: {len(source.recordings)} recordings, {len(source.class_names)} classes, " + ", ".join(
+            f"{split} {len(ann.images)} keyframes / {len(ann.annotations)} persons" for split, ann in source.splits.items()
+        )
+        checklist.add(WARN if source.skipped else OK, "data validation",
+                      detail + (f"; {len(source.skipped)} sample(s) skipped" if source.skipped else "")
+                      + f" ({time.perf_counter() - started:.1f} s)")
+    else:
+        checklist.add(FAIL, "data folder", f"{path}: neither a raw dataset (frames/, annotations/) nor a converted one")
+        return None
+    try:
+        from .train import resolve_dataset
+
+        converted = resolve_dataset(data_args, training_args)
+        dataset = load_converted(converted)
+    except ValueError as err:
+        checklist.add(FAIL, "data conversion", _short(err))
+        return None
+    missing = [s for s in (data_args.train_split, data_args.eval_split) if s not in dataset]
+    if missing:
+        checklist.add(FAIL, "splits", f"{converted} has no split(s) {missing} (has {list(dataset)})")
+        return None
+    train = dataset[data_args.train_split]
+    names = train.features["label"].names
+    import numpy as np
+
+    counts = np.bincount(np.asarray(train.with_format("numpy")["label"]), minlength=len(names))
+    absent = [names[i] for i in np.flatnonzero(counts == 0)]
+    shape = train.features["frames"].shape
+    checklist.add(
+        WARN if absent else OK,
+        "dataset",
+        f"{converted}: train {len(train)}, {data_args.eval_split} {len(dataset[data_args.eval_split])} clips of "
+        f"{shape}; rarest present class {int(counts[counts > 0].min())} clips"
+        + (f"; {len(absent)} class(es) absent from train: {', '.join(absent)}" if absent else ""),
+    )
+    return dataset
+
+
+def check_pretrained(checklist: Checklist, model_args, data_args, training_args, label_names, tmp: Path):
+    if not model_args.pretrained:
+        if model_args.model_name_or_path:
+            ok = (Path(model_args.model_name_or_path) / "config.json").is_file()
+            checklist.add(OK if ok else FAIL, "model folder", f"{model_args.model_name_or_path}"
+                          + ("" if ok else ": no config.json (expected a folder written by save_pretrained)"))
+            return model_args.model_name_or_path if ok else False
+        checklist.add(SKIP, "pretrained checkpoint", "none (training from scratch)")
+        return None
+    from .train import _pretrained_format
+
+    path = Path(model_args.pretrained).expanduser()
+    if not path.is_file():
+        checklist.add(FAIL, "pretrained checkpoint", f"{path} not found (thermal-hf download-weights slowfast_r50)")
+        return False
+    from .models.thermal_slowfast.convert_checkpoint import import_checkpoint
+
+    overrides = {k: v for k, v in model_args.config_overrides().items() if k != "model_depth"}
+    try:
+        target = import_checkpoint(
+            path, tmp / "pretrained", format=_pretrained_format(model_args), num_labels=len(label_names),
+            labels=label_names, model_depth=model_args.model_depth, num_frames=data_args.num_frames, **overrides,
+        )
+    except Exception as err:  # noqa: BLE001  (a checklist reports every failure, it does not stop at one)
+        checklist.add(FAIL, "pretrained checkpoint", f"{path}: {_short(err)}")
+        return False
+    checklist.add(OK, "pretrained checkpoint", f"{path} imports ({_pretrained_format(model_args)})")
+    return str(target)
+
+
+def check_model(checklist: Checklist, model_args, data_args, training_args, dataset, source) -> None:
+    import torch
+
+    from .train import build_model, build_processor
+    from .training.data import ThermalClipDataset, collate_clips
+
+    label_names = list(dataset[data_args.train_split].features["label"].names)
+    try:
+        processor = build_processor(model_args, data_args, source)
+        model = build_model(model_args, data_args, training_args, label_names, source)
+    except Exception as err:  # noqa: BLE001
+        checklist.add(FAIL, "model", _short(err))
+        return
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    config = model.config
+    checklist.add(OK, "model", f"SlowFast R{config.model_depth}, {params:.1f} M parameters, {config.num_frames} frames "
+                               f"at {tuple(config.image_size)}, {config.num_labels} classes")
+    try:
+        train = ThermalClipDataset(dataset[data_args.train_split], processor, data_args.augmentation_config(),
+                                   train=True, seed=training_args.seed)
+        size = min(training_args.per_device_train_batch_size, len(train))
+        started = time.perf_counter()
+        batch = collate_clips([train[i] for i in range(size)])
+        load_s = time.perf_counter() - started
+    except Exception as err:  # noqa: BLE001
+        checklist.add(FAIL, "batch", f"loading {size} clips: {_short(err)}")
+        return
+    checklist.add(OK, "batch", f"pixel_values {tuple(batch['pixel_values'].shape)} loaded in {load_s:.2f} s")
+
+    device = training_args.device
+    dtype = torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else None
+    try:
+        model.to(device).train()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        started = time.perf_counter()
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            logits = model(pixel_values=batch["pixel_values"].to(device)).logits
+        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        step_s = time.perf_counter() - started
+    except Exception as err:  # noqa: BLE001
+        hint = " (out of memory: lower per_device_train_batch_size or image_size)" if "out of memory" in str(err) else ""
+        checklist.add(FAIL, "forward/backward", f"on {device}: {_short(err)}{hint}")
+        return
+    if not torch.isfinite(loss):
+        checklist.add(FAIL, "forward/backward", f"loss is {loss.item()} on the first batch")
+        return
+    memory = ""
+    if device.type == "cuda":
+        memory = f", peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
+    checklist.add(OK, "forward/backward", f"loss {loss.item():.3f} on {device} in {step_s:.2f} s{memory}")
+
+
+def check_output(checklist: Checklist, training_args) -> None:
+    out = Path(training_args.output_dir).expanduser()
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".thermal_hf_doctor_"):
+            pass
+    except OSError as err:
+        checklist.add(FAIL, "output folder", f"{out} is not writable ({err.strerror or err})")
+        return
+    checkpoints = sorted(out.glob("checkpoint-*")) if out.is_dir() else []
+    if checkpoints and training_args.resume_from_checkpoint in (None, False, "false"):
+        checklist.add(WARN, "output folder", f"{out} holds {len(checkpoints)} checkpoint(s); this run starts over "
+                                             "(resume_from_checkpoint: true continues from the last)")
+    else:
+        checklist.add(OK, "output folder", f"{out} writable")
+
+
+def run_checks(argv: list[str]) -> Checklist:
+    checklist = Checklist()
+    from .parser import parse_recipe
+
+    try:
+        parsed = parse_recipe(argv, prog="thermal-hf doctor RECIPE.yaml")
+    except SystemExit:
+        raise
+    except ValueError as err:
+        checklist.add(FAIL, "recipe", _short(err))
+        return checklist
+    model_args, data_args, training_args = parsed.as_tuple()
+    checklist.add(OK, "recipe", f"{parsed.recipe_path or '(command line only)'}: {len(parsed.recipe)} keys set")
+
+    check_environment(checklist, training_args)
+    dataset = check_data(checklist, data_args, training_args)
+    with tempfile.TemporaryDirectory(prefix="thermal_hf_doctor_") as tmp:
+        label_names = list(dataset[data_args.train_split].features["label"].names) if dataset is not None else None
+        if label_names is None:
+            from .data.categories import DEFAULT_CATEGORY_NAMES
+
+            label_names = list(DEFAULT_CATEGORY_NAMES)
+        source = check_pretrained(checklist, model_args, data_args, training_args, label_names, Path(tmp))
+        if dataset is None or source is False:
+            checklist.add(SKIP, "model", "needs the data and the checkpoint above")
+        else:
+            check_model(checklist, model_args, data_args, training_args, dataset, source)
+    check_output(checklist, training_args)
+    return checklist
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the checklist and the verdict; 0 ready, 1 a check failed, 2 bad command line."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        print("usage: thermal-hf doctor RECIPE.yaml [--key value ...]   (any recipe key can be overridden)")
+        return 0 if argv else 2
+    try:
+        checklist = run_checks(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    except RecipeError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except Exception:  # noqa: BLE001  (a doctor that crashes must still say so plainly)
+        traceback.print_exc()
+        print("\nNOT READY: the doctor itself failed (traceback above).")
+        return 1
+    print()
+    print(checklist.verdict())
+    return 1 if checklist.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,389 @@
+"""Evaluate a model on a split of a converted dataset: metrics, a readable report, a confusion matrix, predictions.
+
+CLI (also ``python -m thermal_hf.evaluate``, and under ``accelerate launch`` on several processes, which gives
+the same numbers)::
+
+    thermal-hf evaluate --model MODEL_DIR --dataset DATASET_DIR [--split validation] --output_dir OUT
+                        [--batch_size 16] [--num_workers 0] [--device auto|cpu|cuda]
+    accelerate launch --multi_gpu --num_processes 2 -m thermal_hf.evaluate --model ... --output_dir OUT
+    # 2 CPU processes (gloo) on a machine without GPUs: the same command with --device cpu
+    # (accelerate's --cpu flag alone starts ONE process unless an MPI launcher is configured)
+
+``DATASET_DIR`` is a converted dataset (``thermal-hf convert``) or a raw dataset folder, converted once into the
+cache by ``thermal_hf.data.convert.ensure_converted`` with the model's ``num_frames``. Clips go through the
+training dataset class (``ThermalClipDataset``, no augmentation) and therefore through the model's
+``ThermalVideoProcessor``: evaluation sees the training preprocessing. Scores are the pipeline's (softmax).
+
+Writes to OUT (use the model folder as OUT to have ``thermal-hf push`` pick the results up for the model card):
+
+- ``metrics.json``: top-1/3/5 accuracy, mean class accuracy, macro F1, per-class precision/recall/F1/support,
+  confusion matrix (rows true, columns predicted), ``num_samples``, the majority-class ``baseline`` and the
+  identity of the model (path, config, weights SHA-256) and of the dataset (path, split, fingerprint, options).
+- ``report.md``: the same as tables a person can read.
+- ``confusion_matrix.png``: rows normalised per true class (colour), counts written in the cells.
+- ``predictions.csv``: one row per sample: ``index, image_id, object_id, recording, keyframe_index, true_label,
+  predicted_label, correct, top1_label, top1_score, top2_label, top2_score, top3_label, top3_score`` and
+  ``prob_<class>`` for every class.
+
+Baseline: always predicting the majority class of the ``train`` split (if the dataset has one, else of the
+evaluated split; ``baseline.source_split`` says which), with the training class frequencies as scores (so its
+top-k is the k most frequent classes). It is printed beside the model's numbers.
+
+Multi-process: the split is sharded by accelerate's prepared DataLoader and the outputs are collected with
+``gather_for_metrics``, which drops the samples repeated to even out the last batch; every sample index is then
+checked to appear exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thermal_hf.errors import ThermalDataError
+
+CONFUSION_FIGSIZE = (10.0, 9.0)  # inches at 100 dpi -> a 1000 x 900 PNG whatever the number of classes
+CONFUSION_DPI = 100
+HEADLINE = (
+    ("top1_accuracy", "top-1 accuracy"),
+    ("top3_accuracy", "top-3 accuracy"),
+    ("top5_accuracy", "top-5 accuracy"),
+    ("mean_class_accuracy", "mean class accuracy"),
+    ("macro_f1", "macro F1"),
+)
+ID_COLUMNS = ("image_id", "object_id", "recording", "keyframe_index")
+
+
+class _Indexed:
+    """Adds each item's position in the split, so gathered outputs can be matched to their ids."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.dataset[index])
+        item["index"] = int(index)
+        return item
+
+
+def _collate(batch: list[dict]) -> dict:
+    import torch
+
+    from thermal_hf.training.data import collate_clips
+
+    out = collate_clips(batch)
+    out["index"] = torch.as_tensor([item["index"] for item in batch], dtype=torch.long)
+    return out
+
+
+def _sha256(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _label_mapping(dataset_names: list[str], model_names: list[str], where: str) -> np.ndarray:
+    """Dataset class id -> model class id (by name); the model must know every dataset class."""
+    missing = [n for n in dataset_names if n not in model_names]
+    if missing:
+        raise ThermalDataError(
+            f"{where}: dataset classes {missing} are not labels of the model (model labels: {model_names})"
+        )
+    return np.asarray([model_names.index(n) for n in dataset_names], dtype=np.int64)
+
+
+def majority_baseline(train_labels: np.ndarray, num_labels: int, eval_labels: np.ndarray, label_names: list[str],
+                      source_split: str) -> dict[str, Any]:
+    """Metrics of always predicting the most frequent class (scores: the class frequencies of ``train_labels``)."""
+    from thermal_hf.training.metrics import compute_classification_metrics
+
+    counts = np.bincount(train_labels, minlength=num_labels).astype(np.float64)
+    if counts.sum() == 0:
+        raise ThermalDataError(f"baseline: split '{source_split}' has no samples")
+    prior = counts / counts.sum()
+    scores = np.repeat(prior[None, :], len(eval_labels), axis=0)
+    metrics = compute_classification_metrics(scores, eval_labels, num_labels, label_names)
+    majority = int(np.argmax(counts))  # ties -> lowest id, as argmax in the metrics
+    return {
+        "majority_class": label_names[majority],
+        "majority_class_id": majority,
+        "source_split": source_split,
+        **{key: metrics[key] for key, _ in HEADLINE},
+    }
+
+
+def evaluate(
+    model_dir: str | Path,
+    dataset_dir: str | Path,
+    output_dir: str | Path,
+    *,
+    split: str = "validation",
+    batch_size: int = 16,
+    num_workers: int = 0,
+    device: str = "auto",
+    progress: bool | None = None,
+) -> dict[str, Any] | None:
+    """Run the evaluation; on the main process write the four files and return the metrics (else ``None``)."""
+    import torch
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from thermal_hf.data.convert import ensure_converted, load_converted, read_conversion_info
+    from thermal_hf.pipelines import postprocess_probabilities
+    from thermal_hf.predict import load_model_and_processor
+    from thermal_hf.training.data import ThermalClipDataset
+    from thermal_hf.training.metrics import compute_classification_metrics
+
+    accelerator = Accelerator(cpu=device == "cpu")
+    model, processor = load_model_and_processor(model_dir, device="cpu")
+    model.to(accelerator.device)
+    num_labels = int(model.config.num_labels)
+    label_names = [model.config.id2label[i] for i in range(num_labels)]
+
+    with accelerator.main_process_first():  # a raw folder is converted once, by the main process
+        dataset_path = ensure_converted(dataset_dir, num_frames=int(model.config.num_frames))
+    dsd = load_converted(dataset_path)
+    if split not in dsd:
+        raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")
+    data = dsd[split]
+    if len(data) == 0:
+        raise ThermalDataError(f"{dataset_path}: split '{split}' is empty")
+    to_model = _label_mapping(list(data.features["label"].names), label_names, f"{dataset_path} [{split}]")
+
+    dataset = ThermalClipDataset(data, processor, train=False)
+    loader = torch.utils.data.DataLoader(
+        _Indexed(dataset), batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=_collate
+    )
+    loader = accelerator.prepare_data_loader(loader)
+
+    all_logits, all_index = [], []
+    bar = tqdm(total=len(data), desc=f"evaluate {split}", unit="clip",
+               disable=(not accelerator.is_main_process) or (None if progress is None else not progress))
+    with torch.inference_mode():
+        for batch in loader:
+            logits = model(pixel_values=batch["pixel_values"].to(accelerator.device)).logits.float()
+            logits, index = accelerator.gather_for_metrics((logits, batch["index"]))
+            all_logits.append(logits.cpu().numpy())
+            all_index.append(index.cpu().numpy())
+            bar.update(len(index))
+    bar.close()
+    logits = np.concatenate(all_logits)
+    index = np.concatenate(all_index)
+    if len(index) != len(data) or not np.array_equal(np.sort(index), np.arange(len(data))):
+        raise RuntimeError(
+            f"evaluation gathered {len(index)} outputs for {len(data)} samples "
+            f"({len(np.unique(index))} distinct): samples were dropped or duplicated across processes"
+        )
+    order = np.argsort(index, kind="stable")
+    logits = logits[order]
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return None
+
+    labels = to_model[np.asarray(data.with_format("numpy", columns=["label"])["label"], dtype=np.int64)]
+    probs = postprocess_probabilities(logits, model.config.problem_type)
+    metrics = compute_classification_metrics(probs, labels, num_labels, label_names)
+
+    if "train" in dsd and len(dsd["train"]):
+        source = "train"
+        train_labels = to_model[np.asarray(dsd["train"].with_format("numpy", columns=["label"])["label"], np.int64)]
+    else:
+        source, train_labels = split, labels
+    baseline = majority_baseline(train_labels, num_labels, labels, label_names, source)
+
+    try:
+        conversion = read_conversion_info(dataset_path)
+    except ThermalDataError:
+        conversion = {}
+    model_dir_path = Path(str(model_dir))
+    result: dict[str, Any] = {
+        **metrics,
+        "split": split,
+        "label_names": label_names,
+        "baseline": baseline,
+        "model": {
+            "path": str(model_dir_path.resolve()) if model_dir_path.exists() else str(model_dir),
+            "model_type": model.config.model_type,
+            "model_depth": getattr(model.config, "model_depth", None),
+            "num_frames": int(model.config.num_frames),
+            "image_size": list(getattr(model.config, "image_size", []) or []),
+            "num_labels": num_labels,
+            "weights_sha256": _sha256(model_dir_path / "model.safetensors"),
+        },
+        "dataset": {
+            "path": str(Path(dataset_path).resolve()),
+            "given_path": str(dataset_dir),
+            "split": split,
+            "num_rows": len(data),
+            "fingerprint": getattr(data, "_fingerprint", None),
+            "source": conversion.get("source"),
+            "conversion_options": conversion.get("options") or {},
+            "class_names": list(data.features["label"].names),
+        },
+        "evaluation": {
+            "num_processes": accelerator.num_processes,
+            "device": str(accelerator.device),
+            "batch_size": batch_size,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    }
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(_json_safe(result), indent=2) + "\n")
+    _write_predictions(out / "predictions.csv", data, labels, probs, label_names)
+    (out / "report.md").write_text(render_report(result))
+    plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), label_names, out / "confusion_matrix.png",
+                          title=f"{Path(str(model_dir)).name} on {split} ({len(data)} samples)")
+    return result
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN (e.g. an undefined metric) -> null, so metrics.json stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_predictions(path: Path, data, labels: np.ndarray, probs: np.ndarray, names: list[str]) -> None:
+    present = [c for c in ID_COLUMNS if c in data.column_names]
+    ids = data.select_columns(present).to_dict() if present else {}
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :3]
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        header = ["index", *ID_COLUMNS, "true_label", "predicted_label", "correct"]
+        for k in range(1, 4):
+            header += [f"top{k}_label", f"top{k}_score"]
+        writer.writerow(header + [f"prob_{n}" for n in names])
+        for i in range(len(labels)):
+            row = [i, *(ids[c][i] if c in ids else "" for c in ID_COLUMNS), names[labels[i]], names[top[i, 0]],
+                   int(top[i, 0] == labels[i])]
+            for k in range(min(3, probs.shape[1])):
+                row += [names[top[i, k]], f"{probs[i, top[i, k]]:.10f}"]
+            writer.writerow(row + [f"{p:.10f}" for p in probs[i]])
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f} %"
+
+
+def format_comparison(result: dict[str, Any]) -> str:
+    """The model's headline numbers beside the majority-class baseline's, as a plain-text table."""
+    base = result["baseline"]
+    head = f"majority baseline ({base['source_split']}: {base['majority_class']!r})"
+    lines = [f"{'metric':<22}{'model':>10}   {head}"]
+    for key, name in HEADLINE:
+        lines.append(f"{name:<22}{_pct(result.get(key)):>10}   {_pct(base.get(key))}")
+    lines.append(f"{'samples':<22}{result['num_samples']:>10}")
+    return "\n".join(lines)
+
+
+def render_report(result: dict[str, Any]) -> str:
+    base = result["baseline"]
+    names = result["label_names"]
+    matrix = np.asarray(result["confusion_matrix"])
+    lines = [
+        f"# Evaluation of `{Path(result['model']['path']).name}` on `{result['split']}`",
+        "",
+        f"- model: `{result['model']['path']}` ({result['model']['model_type']}, depth "
+        f"{result['model']['model_depth']}, {result['model']['num_frames']} frames)",
+        f"- dataset: `{result['dataset']['path']}`, split `{result['split']}`, {result['num_samples']} samples",
+        f"- baseline: always `{base['majority_class']}`, the majority class of the `{base['source_split']}` split",
+        "",
+        "| Metric | Model | Majority baseline |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {name} | {_pct(result.get(key))} | {_pct(base.get(key))} |" for key, name in HEADLINE]
+    lines += ["", "## Per class", "", "| Class | Precision | Recall | F1 | Support | Predicted |", "|---|---|---|---|---|---|"]
+    for i, name in enumerate(names):
+        m = result["per_class"][name]
+        lines.append(f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | {_pct(m['f1'])} | {m['support']} "
+                     f"| {int(matrix[:, i].sum())} |")
+    absent = [n for n in names if result["per_class"][n]["support"] == 0]
+    if absent:
+        lines += ["", "Classes absent from this split (recall undefined, left out of mean class accuracy): "
+                      + ", ".join(f"`{a}`" for a in absent) + "."]
+    pairs = [(int(matrix[t, p]), names[t], names[p]) for t in range(len(names)) for p in range(len(names))
+             if t != p and matrix[t, p] > 0]
+    if pairs:
+        lines += ["", "## Most frequent confusions (true -> predicted)", ""]
+        lines += [f"- {n} x `{t}` -> `{p}`" for n, t, p in sorted(pairs, reverse=True)[:10]]
+    lines += ["", "![confusion matrix](confusion_matrix.png)", ""]
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(matrix: np.ndarray, names: list[str], out: Path, *, title: str = "") -> None:
+    """Row-normalised confusion matrix (colour) with the counts written in every non-empty cell."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = matrix.sum(axis=1, keepdims=True)
+    norm = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    fig, ax = plt.subplots(figsize=CONFUSION_FIGSIZE, dpi=CONFUSION_DPI, layout="constrained")
+    image = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    k = len(names)
+    ax.set_xticks(range(k), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(k), [f"{n} ({int(r)})" for n, r in zip(names, rows[:, 0])], fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class (samples)")
+    ax.set_title(title or "confusion matrix", fontsize=9)
+    for t in range(k):
+        for p in range(k):
+            if matrix[t, p]:
+                ax.text(p, t, str(int(matrix[t, p])), ha="center", va="center", fontsize=7,
+                        color="white" if norm[t, p] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    fig.savefig(out, dpi=CONFUSION_DPI)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="thermal-hf evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
+    p.add_argument("--dataset", required=True, help="converted dataset folder (or a raw dataset folder)")
+    p.add_argument("--split", default="validation", help="split to evaluate (default: validation)")
+    p.add_argument("--output_dir", required=True, type=Path, help="where the four result files go")
+    p.add_argument("--batch_size", type=int, default=16, help="clips per forward pass and process (default 16)")
+    p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers (default 0)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="cpu forces the CPU")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+        result = evaluate(args.model, args.dataset, args.output_dir, split=args.split, batch_size=args.batch_size,
+                          num_workers=args.num_workers, device=args.device)
+    except (ThermalDataError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if result is not None:
+        print(format_comparison(result))
+        print(f"wrote metrics.json, report.md, confusion_matrix.png, predictions.csv to {args.output_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Configuration of the thermal SlowFast video classifier."""
+
+from __future__ import annotations
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+#: Backbone depths `pytorchvideo.models.slowfast.create_slowfast` can build. Note that pytorchvideo's
+#: "18" is its own light variant: bottleneck blocks with stage depths (1, 1, 1, 1) (not the 2-2-2-2
+#: basic-block ResNet-18); it has no pretrained weights and exists for tests and CPU recipes.
+SUPPORTED_DEPTHS = (18, 50, 101)
+
+
+@strict
+class ThermalSlowFastConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`ThermalSlowFastForVideoClassification`]: pytorchvideo's SlowFast applied to
+    single-channel, low-resolution thermal clips. The defaults reproduce SlowFast R50 8x8 (the Kinetics
+    `SLOWFAST_8x8_R50` architecture) run on a 64-frame clip at 256 x 384.
+
+    Args:
+        model_depth (`int`, *optional*, defaults to 50):
+            ResNet depth of both pathways: 18 (pytorchvideo's light variant, bottleneck stages 1-1-1-1, no
+            pretrained weights), 50 (3-4-6-3) or 101 (3-4-23-3).
+        num_frames (`int`, *optional*, defaults to 64):
+            Number of frames of the clip the model is given (the processor samples or pads every clip to this).
+            Must be divisible by `slow_temporal_stride` and by `fast_temporal_stride`.
+        slow_temporal_stride (`int`, *optional*, defaults to 8):
+            The Slow pathway sees every `slow_temporal_stride`-th frame (8 frames out of 64).
+        fast_temporal_stride (`int`, *optional*, defaults to 2):
+            The Fast pathway sees every `fast_temporal_stride`-th frame (32 frames out of 64). The SlowFast
+            speed ratio alpha is `slow_temporal_stride // fast_temporal_stride` (4 by default); it is also the
+            temporal stride of the Fast-to-Slow fusion convolutions, see [`~ThermalSlowFastConfig.slowfast_alpha`].
+        slowfast_channel_ratio (`int`, *optional*, defaults to 8):
+            beta: the Fast pathway has `1 / slowfast_channel_ratio` of the Slow pathway's channels.
+        slowfast_fusion_channel_ratio (`int`, *optional*, defaults to 2):
+            Output channels of each Fast-to-Slow lateral convolution, as a multiple of the Fast pathway's
+            channels at that stage (pytorchvideo's `slowfast_conv_channel_fusion_ratio`).
+        slowfast_fusion_kernel_size (`int`, *optional*, defaults to 7):
+            Temporal kernel size of the Fast-to-Slow lateral convolutions (kernel `(k, 1, 1)`).
+        slowfast_fusion_norm_act (`bool`, *optional*, defaults to `True`):
+            Whether each Fast-to-Slow lateral connection is convolution + BatchNorm + ReLU (pytorchvideo and its
+            zoo checkpoints) or the bare convolution (`False`: MMAction2's `ResNet3dSlowFast`, whose laterals
+            have no norm or activation; set by `thermal-hf import-checkpoint --format mmaction2`).
+        image_size (`tuple[int, int]`, *optional*, defaults to `(256, 384)`):
+            `(height, width)` the backbone runs at. Clips may arrive smaller (the sensor gives 40 x 60): the
+            model resizes them on the device, bilinearly per frame.
+        num_channels (`int`, *optional*, defaults to 1):
+            Channels of the clip given to `forward` (1 for thermal). A `(B, T, H, W)` clip has 1 channel.
+        stem_channels (`int`, *optional*, defaults to 3):
+            Input channels of the stem convolutions. 3 so that RGB Kinetics weights load unchanged; the
+            clip's `num_channels` are repeated to this number on the device (must be a multiple of it).
+        dropout (`float`, *optional*, defaults to 0.8):
+            Dropout before the classification projection (high on purpose: the dataset is small).
+        head_init_std (`float`, *optional*, defaults to 0.01):
+            Standard deviation of the classification projection's initial weights (pytorchvideo's
+            `fc_init_std`); all other layers follow pytorchvideo's ResNet initialisation.
+        num_labels / id2label / label2id:
+            The standard classification fields. Ids are ints (JSON turns them into strings; they are
+            converted back when loaded).
+
+    Example:
+
+    ```python
+    >>> from thermal_hf import ThermalSlowFastConfig, ThermalSlowFastForVideoClassification
+    >>> config = ThermalSlowFastConfig(model_depth=18, num_frames=16, image_size=(32, 48), num_labels=14)
+    >>> model = ThermalSlowFastForVideoClassification(config)
+    ```
+    """
+
+    model_type = "thermal_slowfast"
+
+    model_depth: int = 50
+    num_frames: int = 64
+    slow_temporal_stride: int = 8
+    fast_temporal_stride: int = 2
+    slowfast_channel_ratio: int = 8
+    slowfast_fusion_channel_ratio: int = 2
+    slowfast_fusion_kernel_size: int = 7
+    slowfast_fusion_norm_act: bool = True
+    image_size: list[int] | tuple[int, int] = (256, 384)
+    num_channels: int = 1
+    stem_channels: int = 3
+    dropout: float | int = 0.8
+    head_init_std: float = 0.01
+
+    def __post_init__(self, **kwargs):
+        # JSON stores tuples as lists: keep one canonical, hashable form.
+        self.image_size = tuple(int(v) for v in self.image_size)
+        super().__post_init__(**kwargs)
+        if self.label2id is not None:
+            self.label2id = {str(k): int(v) for k, v in self.label2id.items()}
+        # Checked here too (not only by the `@strict` validator) so that callers get a plain ValueError.
+        self._check_values()
+
+    @property
+    def slowfast_alpha(self) -> int:
+        """Frame-rate ratio between the Fast and the Slow pathway (alpha, 4 by default)."""
+        return self.slow_temporal_stride // self.fast_temporal_stride
+
+    def validate_architecture(self):
+        """Part of `@strict`-powered validation: reject settings the backbone cannot run."""
+        super().validate_architecture()
+        self._check_values()
+
+    def _check_values(self):
+        if self.model_depth not in SUPPORTED_DEPTHS:
+            raise ValueError(f"model_depth must be one of {SUPPORTED_DEPTHS}, got {self.model_depth}")
+        for name in ("num_frames", "slow_temporal_stride", "fast_temporal_stride", "slowfast_channel_ratio",
+                     "slowfast_fusion_channel_ratio", "slowfast_fusion_kernel_size", "num_channels",
+                     "stem_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.slow_temporal_stride % self.fast_temporal_stride:
+            raise ValueError(
+                f"slow_temporal_stride ({self.slow_temporal_stride}) must be a multiple of fast_temporal_stride "
+                f"({self.fast_temporal_stride}): their ratio is the SlowFast alpha"
+            )
+        if self.num_frames % self.slow_temporal_stride or self.num_frames % self.fast_temporal_stride:
+            raise ValueError(
+                f"num_frames ({self.num_frames}) must be divisible by slow_temporal_stride "
+                f"({self.slow_temporal_stride}) and fast_temporal_stride ({self.fast_temporal_stride})"
+            )
+        if 64 % self.slowfast_channel_ratio:
+            raise ValueError(
+                f"slowfast_channel_ratio ({self.slowfast_channel_ratio}) must divide the stem width 64"
+            )
+        if len(self.image_size) != 2 or min(self.image_size) < 32:
+            raise ValueError(f"image_size must be (height, width), each >= 32, got {self.image_size}")
+        if self.stem_channels % self.num_channels:
+            raise ValueError(
+                f"stem_channels ({self.stem_channels}) must be a multiple of num_channels ({self.num_channels}): "
+                "clip channels are repeated to feed the stem"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+__all__ = ["ThermalSlowFastConfig", "SUPPORTED_DEPTHS"]

@@ -1,0 +1,281 @@
+"""Video processor for raw thermal clips: invalid-pixel repair, temporal length, temperature normalisation.
+
+Every path into the model (training dataset, evaluation, `pipeline("video-classification")`, streaming
+prediction) goes through this class; the numeric work itself is `thermal_hf.data.transforms` (one
+implementation). Spatial resizing is *not* done here: the model resizes on the device.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import BatchFeature
+from transformers.processing_utils import VideosKwargs
+from transformers.utils import logging
+from transformers.video_processing_utils import BaseVideoProcessor
+
+from ...data import transforms
+
+logger = logging.get_logger(__name__)
+
+#: Name of the frame dataset inside a recording's HDF5 file.
+H5_FRAMES_KEY = "frames"
+
+
+class ThermalVideosKwargs(VideosKwargs, total=False):
+    """Keyword arguments `ThermalVideoProcessor` accepts on top of the stock video ones."""
+
+    invalid_floor: float | None
+    temperature_range: tuple[float, float] | list[float] | None
+    mean: float | None
+    std: float | None
+    start_frame: int | Sequence[int] | None
+    keyframe_index: int | Sequence[int] | None
+
+
+class ThermalVideoProcessor(BaseVideoProcessor):
+    r"""
+    Turns raw thermal clips (degrees Celsius) into the model's `pixel_values` `(B, T, H, W)` float32.
+
+    Steps, per clip: `clean` (invalid pixels -- below `invalid_floor`, NaN, inf, e.g. the sensor's -273.2
+    dropout marker -- repaired from the same pixel in the nearest valid frame, see
+    `thermal_hf.data.transforms.repair_invalid`) -> `fit_length` (to `num_frames`) -> `normalize` (clip to
+    `temperature_range`, scale to 0..1, then `(x - mean) / std` if both are set).
+
+    `fit_length` rules (documented because the stock pipeline forces `do_sample_frames=True`):
+    - a clip of exactly `num_frames` is untouched;
+    - a longer clip is evenly subsampled over its whole length when `do_sample_frames` is true (the
+      `transformers` default rule, `arange(0, T, T / num_frames)`), else its centre `num_frames` are kept
+      (same frame rate as training windows);
+    - a shorter clip is padded by repeating its first and last frames, split evenly before/after so that the
+      clip's centre stays the window's centre.
+
+    Args:
+        num_frames (`int`, *optional*, defaults to 64): frames per clip given to the model.
+        invalid_floor (`float`, *optional*, defaults to -50.0): temperatures below this are invalid pixels.
+        temperature_range (`tuple[float, float]`, *optional*, defaults to `(5.0, 45.0)`): Celsius range
+            mapped to 0..1 (values outside are clipped).
+        mean (`float`, *optional*): mean of the 0..1-scaled clips, for standardisation (with `std`).
+        std (`float`, *optional*): standard deviation of the 0..1-scaled clips.
+        do_sample_frames (`bool`, *optional*, defaults to `False`): how longer clips are shortened (above).
+
+    Inputs (`videos`): a numpy array or torch tensor `(T, H, W)` (one clip) or `(B, T, H, W)` (a batch); a
+    list of clips (lengths may differ; each is fitted to `num_frames`); a list of `(H, W)` frames (one clip);
+    or a `str`/`Path` to an HDF5 recording (or a list of them), read lazily: with `start_frame` the window
+    `[start_frame, start_frame + num_frames)`, with `keyframe_index` the centred window (`num_frames // 2`
+    frames before the keyframe), each padded by repeating edge frames where it crosses the file's ends;
+    only the needed rows are read. A recording with neither is read whole and fitted like an array.
+    """
+
+    model_input_names = ["pixel_values"]
+    valid_kwargs = ThermalVideosKwargs
+
+    #: Keys written to `video_preprocessor_config.json` (everything else is stock and unused here).
+    _saved_keys = ("num_frames", "invalid_floor", "temperature_range", "mean", "std", "do_sample_frames")
+
+    def __init__(
+        self,
+        num_frames: int = 64,
+        invalid_floor: float = transforms.DEFAULT_INVALID_FLOOR,
+        temperature_range: Sequence[float] = transforms.DEFAULT_TEMPERATURE_RANGE,
+        mean: float | None = None,
+        std: float | None = None,
+        do_sample_frames: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        # Keys saved by the library (type, auto_map, ...) or by older versions are not constructor arguments.
+        unused = {k: v for k, v in kwargs.items() if k not in ("video_processor_type", "processor_class", "auto_map")}
+        if unused:
+            logger.warning(f"ThermalVideoProcessor ignores unknown arguments {sorted(unused)}")
+        super().__init__()
+        self.num_frames = int(num_frames)
+        self.invalid_floor = float(invalid_floor)
+        self.temperature_range = tuple(float(v) for v in temperature_range)
+        self.mean = None if mean is None else float(mean)
+        self.std = None if std is None else float(std)
+        self.do_sample_frames = bool(do_sample_frames)
+        self._check(self.num_frames, self.temperature_range, self.mean, self.std)
+
+    @staticmethod
+    def _check(num_frames, temperature_range, mean, std) -> None:
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        if len(temperature_range) != 2 or not temperature_range[1] > temperature_range[0]:
+            raise ValueError(f"temperature_range must be (low, high) with high > low, got {temperature_range}")
+        if (mean is None) != (std is None) or (std is not None and std <= 0):
+            raise ValueError(f"mean and std must be given together, std > 0; got mean={mean}, std={std}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the thermal settings (plus the class name the Auto classes need)."""
+        out = {key: getattr(self, key) for key in self._saved_keys}
+        out["temperature_range"] = list(self.temperature_range)
+        out["video_processor_type"] = type(self).__name__
+        if getattr(self, "_auto_class", None) is not None:
+            out["auto_map"] = {"AutoVideoProcessor": f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"}
+        return out
+
+    # ---- numpy steps (also used by the training dataset) ---------------------------------------------------
+    def clean(self, frames: np.ndarray) -> np.ndarray:
+        """float32 copy of a `(T, H, W)` Celsius clip with invalid pixels repaired."""
+        return transforms.repair_invalid(np.asarray(frames), floor=self.invalid_floor)
+
+    def normalize(self, frames: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Celsius -> model units: clip to `temperature_range`, scale to 0..1, then `(x - mean) / std`."""
+        if args or kwargs:
+            raise TypeError("ThermalVideoProcessor.normalize(frames) takes its settings from the processor")
+        return transforms.normalize(frames, self.temperature_range, self.mean, self.std)
+
+    @staticmethod
+    def length_indices(total: int, num_frames: int, do_sample_frames: bool = False) -> np.ndarray:
+        """Indices (into a clip of `total` frames) of the `num_frames` frames `fit_length` keeps (see class doc)."""
+        if total < 1:
+            raise ValueError("a clip needs at least one frame")
+        if total == num_frames:
+            return np.arange(total, dtype=np.int64)
+        if total > num_frames:
+            if do_sample_frames:
+                return np.arange(0, total, total / num_frames).astype(np.int64)[:num_frames]
+            start = (total - num_frames) // 2
+            return np.arange(start, start + num_frames, dtype=np.int64)
+        before = (num_frames - total) // 2
+        return np.clip(np.arange(num_frames, dtype=np.int64) - before, 0, total - 1)
+
+    def fit_length(
+        self, frames: np.ndarray, num_frames: int | None = None, do_sample_frames: bool | None = None
+    ) -> np.ndarray:
+        """Sample / crop / edge-pad a `(T, H, W)` clip to `num_frames` frames (see class doc)."""
+        num_frames = self.num_frames if num_frames is None else int(num_frames)
+        do_sample_frames = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
+        frames = np.asarray(frames)
+        if len(frames) == num_frames:
+            return frames
+        return frames[self.length_indices(len(frames), num_frames, do_sample_frames)]
+
+    # ---- inputs --------------------------------------------------------------------------------------------
+    def read_recording(
+        self,
+        path: str | os.PathLike,
+        num_frames: int | None = None,
+        start_frame: int | None = None,
+        keyframe_index: int | None = None,
+        do_sample_frames: bool | None = None,
+    ) -> np.ndarray:
+        """Raw Celsius `(num_frames, H, W)` window of an HDF5 recording, reading only the rows it needs."""
+        import h5py
+
+        from ...data.windows import window_indices
+
+        num_frames = self.num_frames if num_frames is None else int(num_frames)
+        do_sample_frames = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
+        if start_frame is not None and keyframe_index is not None:
+            raise ValueError("give start_frame or keyframe_index, not both")
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"recording not found: {path}")
+        with h5py.File(path, "r") as handle:
+            if H5_FRAMES_KEY not in handle:
+                raise ValueError(f"{path}: no '{H5_FRAMES_KEY}' dataset (expected float32 [N, H, W] Celsius)")
+            dataset = handle[H5_FRAMES_KEY]
+            if dataset.ndim != 3:
+                raise ValueError(f"{path}: '{H5_FRAMES_KEY}' has shape {dataset.shape}, expected [N, H, W]")
+            total = dataset.shape[0]
+            if start_frame is not None:
+                start_frame = int(start_frame)
+                if not 0 <= start_frame < total:
+                    raise ValueError(f"{path}: start_frame {start_frame} outside the recording (0..{total - 1})")
+                # Frames past the end repeat the last frame (as windows.window_indices pads).
+                indices = np.clip(np.arange(start_frame, start_frame + num_frames), 0, total - 1)
+            elif keyframe_index is not None:
+                try:
+                    indices, _, _ = window_indices(int(keyframe_index), num_frames, total)
+                except ValueError as err:
+                    raise ValueError(f"{path}: {err}") from err
+            else:
+                indices = self.length_indices(total, num_frames, do_sample_frames)
+            indices = np.asarray(indices, dtype=np.int64)
+            low, high = int(indices.min()), int(indices.max())
+            # One contiguous read of the covered rows (h5py slices chunk-wise), then index in memory.
+            block = dataset[low : high + 1]
+        return np.asarray(block[indices - low], dtype=np.float32)
+
+    def _as_clips(self, videos: Any, per_video, num_frames: int, do_sample_frames: bool):
+        """Normalise the accepted inputs to a list of raw `(T, H, W)` numpy clips (lengths may differ)."""
+        if isinstance(videos, (str, os.PathLike)):
+            return [self.read_recording(videos, num_frames, do_sample_frames=do_sample_frames, **per_video(0))]
+        if isinstance(videos, torch.Tensor):
+            videos = videos.detach().cpu().numpy()
+        if isinstance(videos, np.ndarray):
+            if videos.ndim == 3:
+                return [videos]
+            if videos.ndim == 4:
+                return list(videos)
+            raise ValueError(f"a clip array must be (T, H, W) or (B, T, H, W) Celsius, got shape {videos.shape}")
+        if isinstance(videos, (list, tuple)):
+            if not videos:
+                raise ValueError("no video given")
+            items = [v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in videos]
+            if all(isinstance(v, np.ndarray) and v.ndim == 2 for v in items):
+                return [np.stack(items)]  # a list of frames is one clip
+            clips = []
+            for i, item in enumerate(items):
+                if isinstance(item, (str, os.PathLike)):
+                    clips.append(self.read_recording(item, num_frames, do_sample_frames=do_sample_frames, **per_video(i)))
+                    continue
+                item = np.asarray(item)
+                if item.ndim != 3:
+                    raise ValueError(f"video {i} of the list must be a (T, H, W) clip or a path, got shape {item.shape}")
+                clips.append(item)
+            return clips
+        raise TypeError(f"unsupported video input of type {type(videos).__name__}")
+
+    def preprocess(
+        self,
+        videos: Any,
+        num_frames: int | None = None,
+        start_frame: int | Sequence[int] | None = None,
+        keyframe_index: int | Sequence[int] | None = None,
+        do_sample_frames: bool | None = None,
+        return_tensors: str | None = "pt",
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Raw Celsius clips -> `BatchFeature({"pixel_values": (B, T, H, W) float32})`. See the class doc."""
+        if kwargs:
+            # The stock pipeline and processors may pass settings that do not apply to thermal clips.
+            logger.warning_once(f"ThermalVideoProcessor ignores arguments {sorted(kwargs)}")
+        num_frames = self.num_frames if num_frames is None else int(num_frames)
+        do_sample_frames = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
+
+        def per_video(i: int) -> dict[str, Any]:
+            def pick(value):
+                return value[i] if isinstance(value, (list, tuple, np.ndarray)) else value
+
+            return {"start_frame": pick(start_frame), "keyframe_index": pick(keyframe_index)}
+
+        is_path_input = isinstance(videos, (str, os.PathLike)) or (
+            isinstance(videos, (list, tuple)) and any(isinstance(v, (str, os.PathLike)) for v in videos)
+        )
+        if (start_frame is not None or keyframe_index is not None) and not is_path_input:
+            raise ValueError("start_frame / keyframe_index apply to HDF5 recording paths, not to arrays")
+
+        clips = self._as_clips(videos, per_video, num_frames, do_sample_frames)
+        out = []
+        for clip in clips:
+            clip = self.clean(clip)
+            clip = self.fit_length(clip, num_frames, do_sample_frames)
+            out.append(self.normalize(clip))
+        shapes = {c.shape for c in out}
+        if len(shapes) > 1:
+            raise ValueError(f"clips of one batch must share their frame size, got shapes {sorted(shapes)}")
+        pixel_values = np.stack(out).astype(np.float32, copy=False)
+        return BatchFeature(data={"pixel_values": pixel_values}, tensor_type=return_tensors)
+
+    def __call__(self, videos: Any, **kwargs: Any) -> BatchFeature:
+        return self.preprocess(videos, **kwargs)
+
+
+__all__ = ["ThermalVideoProcessor"]

@@ -1,0 +1,197 @@
+"""Recipe parser: ``python -m thermal_hf.train RECIPE.yaml [--key value ...]``.
+
+Precedence: dataclass default < YAML recipe < command line. Everything type-related is `HfArgumentParser`'s:
+the YAML values become the argparse defaults (`set_defaults`; argparse converts string defaults with the
+field's type, so ``learning_rate: 5e-3`` -- a string for YAML 1.1 -- still becomes a float), then the command
+line is parsed on top with `parse_args_into_dataclasses`. Written by hand here only:
+
+- the YAML merge (`env:` block, key check),
+- unknown keys (YAML or command line) -> `RecipeError` naming the key and the closest valid keys (difflib),
+  and no argparse abbreviations (``--learning_rat`` is an error, not ``--learning_rate``),
+- the ``env:`` block: ``env: {OMP_NUM_THREADS: 4}`` sets environment variables before torch, accelerate or
+  CUDA read them. A variable already set in the shell wins (the shell is the command line's level).
+
+This module imports nothing heavy at import time, so `load_recipe` + `apply_env` run before torch is loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import RecipeError
+
+ENV_KEY = "env"
+
+
+@dataclass
+class ParsedRecipe:
+    """The three argument dataclasses plus what was asked for (for the `recipe.yaml` copy next to the model)."""
+
+    model_args: Any
+    data_args: Any
+    training_args: Any
+    recipe_path: Path | None = None
+    #: the keys set by the YAML and the command line, with their final values (plain YAML types)
+    recipe: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    argv: list = field(default_factory=list)
+
+    def as_tuple(self):
+        return self.model_args, self.data_args, self.training_args
+
+
+def load_recipe(path: str | os.PathLike) -> tuple[dict, dict]:
+    """Read a flat YAML recipe -> ``(keys, env)``. No key checking here (needs the dataclasses)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe {path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise RecipeError(f"recipe {path}: not valid YAML: {err}") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"recipe {path}: expected a mapping of keys to values at the top level, got {type(data).__name__}")
+    env = data.pop(ENV_KEY, None) or {}
+    if not isinstance(env, dict):
+        raise RecipeError(f"recipe {path}: key 'env' must be a mapping NAME: value, got {type(env).__name__}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            raise RecipeError(
+                f"recipe {path}: key {key!r} holds a nested mapping; recipes are flat (key: value), "
+                "only 'env' is a mapping"
+            )
+    return data, {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def apply_env(env: dict[str, str], override: bool = False) -> dict[str, str]:
+    """Set the recipe's environment variables; a variable already set wins unless ``override``. Returns what was set."""
+    applied = {}
+    for name, value in env.items():
+        if override or name not in os.environ:
+            os.environ[name] = value
+            applied[name] = value
+    return applied
+
+
+def suggest(key: str, valid) -> str:
+    """`` Did you mean: a, b?`` for the closest valid keys (or an empty string)."""
+    close = difflib.get_close_matches(key, list(valid), n=3, cutoff=0.6)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def _make_parser(types, prog: str | None):
+    from transformers import HfArgumentParser
+
+    class _RecipeArgumentParser(HfArgumentParser):
+        # argparse exits on errors; a library raises, and the CLI main prints `error: ...` and exits 2.
+        def error(self, message):
+            raise RecipeError(message)
+
+    return _RecipeArgumentParser(
+        types,
+        prog=prog,
+        allow_abbrev=False,  # `--learning_rat` must be an unknown key, not silently `--learning_rate`
+        description="Train from a flat YAML recipe; any key can be overridden as --key value.",
+    )
+
+
+def valid_keys(types) -> list[str]:
+    return [f.name for t in types for f in dataclasses.fields(t) if f.init]
+
+
+def _plain(value):
+    """A dataclass value -> something yaml.safe_dump writes (enums -> value, tuples -> lists)."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _cli_keys(tokens: list[str]) -> list[str]:
+    keys = []
+    for token in tokens:
+        if token.startswith("--") and len(token) > 2:
+            keys.append(token[2:].split("=", 1)[0].replace("-", "_"))
+    return keys
+
+
+def parse_recipe(
+    argv: list[str] | None = None, *, types=None, prog: str | None = None, env_override: bool = False
+) -> ParsedRecipe:
+    """``[RECIPE.yaml] [--key value ...]`` -> `ParsedRecipe`.
+
+    The recipe path, when given, is the first argument. ``--help`` prints every key with its help.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    recipe_path = None
+    keys, env = {}, {}
+    if argv and not argv[0].startswith("-"):
+        recipe_path = Path(argv.pop(0))
+        keys, env = load_recipe(recipe_path)
+        # Before the dataclasses (and so torch / accelerate) are imported.
+        apply_env(env, override=env_override)
+
+    if types is None:
+        from .configs import dataclass_types
+
+        types = dataclass_types()
+    valid = valid_keys(types)
+    where = f"recipe {recipe_path}" if recipe_path else "recipe"
+    for key in keys:
+        if key not in valid:
+            raise RecipeError(f"{where}: unknown key {key!r}.{suggest(key, valid)}")
+
+    parser = _make_parser(types, prog)
+    parser.set_defaults(**keys)
+    *outputs, remaining = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True, look_for_args_file=False
+    )
+    if remaining:
+        flags = [t for t in remaining if t.startswith("-")]
+        if flags:
+            name = flags[0].lstrip("-").split("=", 1)[0].replace("-", "_")
+            raise RecipeError(f"command line: unknown key {flags[0]!r}.{suggest(name, valid)}")
+        raise RecipeError(f"command line: unexpected value(s) {remaining} (the recipe path must come first)")
+    outputs = outputs[: len(types)]
+
+    asked = dict(keys)
+    by_name = {f.name: obj for obj in outputs for f in dataclasses.fields(obj) if f.init}
+    for key in _cli_keys(argv):
+        if key not in by_name and key.startswith("no_"):  # HfArgumentParser's --no_<flag> for True defaults
+            key = key[3:]
+        if key in by_name:
+            asked[key] = getattr(by_name[key], key)
+    asked = {k: _plain(getattr(by_name[k], k)) if k in by_name else v for k, v in asked.items()}
+    return ParsedRecipe(*outputs, recipe_path=recipe_path, recipe=asked, env=env, argv=list(argv))
+
+
+def dump_recipe(parsed: ParsedRecipe, path: str | os.PathLike) -> Path:
+    """Write what was run as a recipe (YAML keys + command-line overrides, final values) for the model card."""
+    import yaml
+
+    path = Path(path)
+    header = "# Recipe this model was trained with (YAML + command-line overrides, as resolved).\n"
+    if parsed.recipe_path is not None:
+        header += f"# source: {parsed.recipe_path}\n"
+    if parsed.argv:
+        header += f"# overrides: {' '.join(parsed.argv)}\n"
+    body = dict(parsed.recipe)
+    if parsed.env:
+        body[ENV_KEY] = dict(parsed.env)
+    path.write_text(header + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+    return path
+
+
+__all__ = ["ParsedRecipe", "load_recipe", "apply_env", "parse_recipe", "dump_recipe", "suggest", "valid_keys"]

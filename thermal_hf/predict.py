@@ -1,0 +1,333 @@
+"""Slide a model over whole recordings: ``thermal-hf predict`` -> ``timeline.csv`` + ``timeline.png``.
+
+CLI::
+
+    thermal-hf predict --model MODEL_DIR RECORDING.h5 [MORE.h5 ...] [--stride 8] [--batch_size 8]
+                       [--annotations annotations/val.json] [--device auto] --output_dir OUT
+
+Windows of ``num_frames`` consecutive frames (from the model config) start every ``stride`` frames; the last
+window is aligned to the end of the recording so the tail is covered, and a recording shorter than a window gives
+one window padded like training windows. Frames are read from the HDF5 file through a rolling buffer: each
+batch reads only the rows it adds to the previous one, so memory stays at about
+``(batch_size - 1) * stride + num_frames`` frames whatever the recording's length. Every window goes through the
+model's ``ThermalVideoProcessor`` (the training preprocessing, including invalid-pixel repair), and its scores are
+the pipeline's (softmax).
+
+Outputs, per recording (directly in OUT for one recording, in ``OUT/<recording name>/`` for several):
+
+- ``timeline.csv``: one row per window: ``window``, ``start_frame``, ``end_frame`` (inclusive), ``centre_frame``
+  (the frame the window is centred on, as ``keyframe_index`` in training), ``start_time_ms`` / ``end_time_ms`` /
+  ``centre_time_ms`` (the recording's own timestamps), ``start_s`` / ``end_s`` / ``centre_s`` (seconds since the
+  recording's first frame), ``duration_s`` and ``max_gap_s`` (irregular sensor timing shows here),
+  ``invalid_fraction`` (share of invalid pixels repaired), ``top_label``, ``score``, then ``prob_<class>`` for
+  every class.
+- ``timeline.png``: the predicted action over time (colour = confidence), the top score below it, time gaps over
+  ``--gap_s`` shaded, and the annotated keyframes of ``--annotations`` overlaid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thermal_hf.errors import ThermalDataError
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | None = "auto"):
+    import torch
+
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def load_model_and_processor(model_dir: str | Path, device: str | None = "auto"):
+    """Model (eval mode, on ``device``) and its ``ThermalVideoProcessor`` from a folder, checkpoint or Hub id."""
+    from transformers import AutoModelForVideoClassification, AutoVideoProcessor
+
+    import thermal_hf  # noqa: F401  registers the Auto classes
+
+    model = AutoModelForVideoClassification.from_pretrained(str(model_dir))
+    try:
+        processor = AutoVideoProcessor.from_pretrained(str(model_dir))
+    except OSError as err:
+        raise ThermalDataError(
+            f"{model_dir}: no video processor (video_preprocessor_config.json): {err}. Save the ThermalVideoProcessor "
+            "beside the model (training does)."
+        ) from None
+    return model.to(resolve_device(device)).eval(), processor
+
+
+def window_starts(total: int, num_frames: int, stride: int) -> np.ndarray:
+    """Start frames of the sliding windows; the last one ends at the recording's last frame."""
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    if total <= num_frames:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.arange(0, total - num_frames + 1, stride, dtype=np.int64)
+    if starts[-1] != total - num_frames:
+        starts = np.append(starts, total - num_frames)
+    return starts
+
+
+@dataclass
+class _Batch:
+    starts: np.ndarray  # window start frames
+    clips: list[np.ndarray]  # raw Celsius (n, H, W), n == num_frames except for a too-short recording
+    timestamps: list[np.ndarray]  # per window, int64 ms (empty arrays when the file has none)
+
+
+def iter_window_batches(path: Path, num_frames: int, stride: int, batch_size: int) -> Iterator[_Batch]:
+    """Yield batches of raw windows, reading each frame row of the HDF5 file once (rolling buffer)."""
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        if "frames" not in handle or handle["frames"].ndim != 3:
+            raise ThermalDataError(f"{path}: expected a 'frames' dataset float32 [N, H, W] (degrees Celsius)")
+        frames = handle["frames"]
+        stamps = handle["timestamps"] if "timestamps" in handle else None
+        total = int(frames.shape[0])
+        if total == 0:
+            raise ThermalDataError(f"{path}: 'frames' holds no frame")
+        if stamps is not None and stamps.shape[0] != total:
+            raise ThermalDataError(f"{path}: 'timestamps' has {stamps.shape[0]} entries for {total} frames")
+        starts = window_starts(total, num_frames, stride)
+        buf = np.empty((0, *frames.shape[1:]), dtype=np.float32)
+        buf_ts = np.empty(0, dtype=np.int64)
+        buf_lo = 0
+        for b in range(0, len(starts), batch_size):
+            batch = starts[b : b + batch_size]
+            lo, hi = int(batch[0]), min(int(batch[-1]) + num_frames, total)
+            buf_hi = buf_lo + len(buf)
+            keep = slice(max(lo - buf_lo, 0), len(buf)) if lo < buf_hi else slice(0, 0)
+            read_from = max(lo, buf_hi)
+            new = np.asarray(frames[read_from:hi], dtype=np.float32)
+            new_ts = np.asarray(stamps[read_from:hi], dtype=np.int64) if stamps is not None else np.empty(0, np.int64)
+            buf = np.concatenate([buf[keep], new])
+            buf_ts = np.concatenate([buf_ts[keep], new_ts])
+            buf_lo = lo
+            clips, ts = [], []
+            for s in batch:
+                a, e = int(s) - lo, min(int(s) + num_frames, total) - lo
+                clips.append(buf[a:e])
+                ts.append(buf_ts[a:e])
+            yield _Batch(batch, clips, ts)
+
+
+def predict_recording(
+    model,
+    processor,
+    path: str | Path,
+    *,
+    stride: int = 8,
+    batch_size: int = 8,
+    progress: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Rows of ``timeline.csv`` for one recording (see the module docstring for the columns)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from thermal_hf.data.transforms import invalid_mask
+    from thermal_hf.pipelines import postprocess_probabilities
+
+    path = Path(path)
+    if not path.is_file():
+        raise ThermalDataError(f"recording not found: {path}")
+    num_frames = int(model.config.num_frames)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    device = next(model.parameters()).device
+    dtype = next(model.parameters()).dtype
+    rows: list[dict[str, Any]] = []
+    first_ts: int | None = None
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        total = int(handle["frames"].shape[0]) if "frames" in handle else 0
+        if "timestamps" in handle and total:
+            first_ts = int(handle["timestamps"][0])
+        else:
+            logger.warning("%s: no 'timestamps' dataset; times are left empty, frame indices still given", path)
+    n_windows = len(window_starts(max(total, 1), num_frames, stride))
+    bar = tqdm(total=n_windows, desc=path.stem, unit="window", disable=(not progress) if progress is not None else None)
+    with torch.inference_mode():
+        for batch in iter_window_batches(path, num_frames, stride, batch_size):
+            inputs = processor(batch.clips, num_frames=num_frames, return_tensors="pt")
+            logits = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=dtype)).logits
+            probs = postprocess_probabilities(logits.float().cpu().numpy(), model.config.problem_type)
+            for start, clip, ts, p in zip(batch.starts, batch.clips, batch.timestamps, probs):
+                start, n = int(start), len(clip)
+                row: dict[str, Any] = {
+                    "window": len(rows),
+                    "start_frame": start,
+                    "end_frame": start + n - 1,
+                    "centre_frame": min(start + num_frames // 2, start + n - 1),
+                }
+                if len(ts):
+                    centre = ts[min(num_frames // 2, n - 1)]
+                    gaps = np.diff(ts) if n > 1 else np.zeros(1, np.int64)
+                    row.update(
+                        start_time_ms=int(ts[0]), end_time_ms=int(ts[-1]), centre_time_ms=int(centre),
+                        start_s=(int(ts[0]) - first_ts) / 1000.0, end_s=(int(ts[-1]) - first_ts) / 1000.0,
+                        centre_s=(int(centre) - first_ts) / 1000.0, duration_s=(int(ts[-1]) - int(ts[0])) / 1000.0,
+                        max_gap_s=float(gaps.max()) / 1000.0,
+                    )
+                else:
+                    row.update({k: "" for k in ("start_time_ms", "end_time_ms", "centre_time_ms", "start_s", "end_s",
+                                                 "centre_s", "duration_s", "max_gap_s")})
+                top = int(np.argmax(p))
+                row.update(
+                    invalid_fraction=round(float(invalid_mask(clip, processor.invalid_floor).mean()), 6),
+                    top_label=names[top], score=float(p[top]),
+                )
+                row.update({f"prob_{name}": float(v) for name, v in zip(names, p)})
+                rows.append(row)
+            bar.update(len(batch.starts))
+    bar.close()
+    return rows
+
+
+def write_timeline_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def load_keyframes(annotation_file: Path, recording: Path) -> list[dict[str, Any]]:
+    """COCO keyframes of one recording: [{frame_idx, timestamp, labels}] (an image's sensor_id names its file)."""
+    try:
+        coco = json.loads(Path(annotation_file).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ThermalDataError(f"{annotation_file}: cannot read COCO annotations ({err})") from None
+    if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
+        raise ThermalDataError(f"{annotation_file}: expected a COCO dict with 'images' and 'annotations' lists")
+    cats = {c.get("id"): c.get("name") for c in coco.get("categories") or [] if isinstance(c, dict)}
+    labels: dict[Any, list[str]] = {}
+    for ann in coco.get("annotations") or []:
+        name = ann.get("category_name") or cats.get(ann.get("category_id"), str(ann.get("category_id")))
+        labels.setdefault(ann.get("image_id"), []).append(str(name))
+    keys = {recording.stem}
+    out = []
+    for im in coco["images"]:
+        if str(im.get("sensor_id")) in keys and isinstance(im.get("frame_idx"), int):
+            out.append({"frame_idx": im["frame_idx"], "timestamp": im.get("timestamp"),
+                        "labels": labels.get(im.get("id"), [])})
+    return sorted(out, key=lambda k: k["frame_idx"])
+
+
+def plot_timeline(rows: list[dict[str, Any]], names: list[str], out: Path, *, title: str,
+                  keyframes: list[dict[str, Any]] | None = None, timestamps: np.ndarray | None = None,
+                  gap_s: float = 0.5) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    have_time = rows[0]["centre_s"] != ""
+    x = np.array([r["centre_s"] if have_time else r["centre_frame"] for r in rows], dtype=float)
+    y = np.array([names.index(r["top_label"]) for r in rows])
+    score = np.array([r["score"] for r in rows], dtype=float)
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(12, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]},
+                                   layout="constrained")
+    ax.plot(x, y, color="0.75", lw=1, drawstyle="steps-mid", zorder=1)
+    points = ax.scatter(x, y, c=score, cmap="viridis", vmin=0, vmax=1, s=24, zorder=2, label="predicted (window centre)")
+    if keyframes:
+        t0 = timestamps[0] if timestamps is not None and len(timestamps) else None
+        legend = "annotated keyframe"
+        for kf in keyframes:
+            kx = ((timestamps[kf["frame_idx"]] - t0) / 1000.0) if (have_time and t0 is not None) else kf["frame_idx"]
+            for lab in kf["labels"]:
+                if lab in names:
+                    ax.scatter([kx], [names.index(lab)], marker="x", color="red", s=60, zorder=3, label=legend)
+                    legend = None
+    if have_time and timestamps is not None and len(timestamps) > 1:
+        rel = (timestamps - timestamps[0]) / 1000.0
+        for g in np.flatnonzero(np.diff(rel) > gap_s):
+            for a in (ax, ax2):
+                a.axvspan(rel[g], rel[g + 1], color="orange", alpha=0.2, lw=0)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_ylim(-0.5, len(names) - 0.5)
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=7)
+    fig.colorbar(points, ax=[ax, ax2], label="confidence")
+    ax2.plot(x, score, color="tab:blue")
+    ax2.set_ylim(0, 1)
+    ax2.set_ylabel("top score")
+    ax2.set_xlabel(f"time since first frame (s); shaded: gaps > {gap_s:g} s" if have_time else "frame index")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride=8, batch_size=8, annotations=None,
+                  device="auto", gap_s=0.5) -> list[Path]:
+    """Run ``predict_recording`` on each file and write its timeline; return the output folders."""
+    import h5py
+
+    model, processor = load_model_and_processor(model_dir, device)
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    outs = []
+    used: set[str] = set()
+    for path in recordings:
+        path = Path(path)
+        name = path.stem if path.stem not in used else f"{path.stem}_{len(used)}"
+        used.add(name)
+        out = output_dir if len(recordings) == 1 else output_dir / name
+        out.mkdir(parents=True, exist_ok=True)
+        rows = predict_recording(model, processor, path, stride=stride, batch_size=batch_size)
+        write_timeline_csv(rows, out / "timeline.csv")
+        keyframes, stamps = None, None
+        with h5py.File(path, "r") as handle:
+            if "timestamps" in handle:
+                stamps = np.asarray(handle["timestamps"][:], dtype=np.int64)  # N int64: tiny next to the frames
+        if annotations is not None:
+            keyframes = load_keyframes(annotations, path)
+        plot_timeline(rows, names, out / "timeline.png", title=f"{path.name}: predicted action ({len(rows)} windows, "
+                      f"stride {stride})", keyframes=keyframes, timestamps=stamps, gap_s=gap_s)
+        print(f"{path.name}: {len(rows)} windows -> {out / 'timeline.csv'}, {out / 'timeline.png'}")
+        outs.append(out)
+    return outs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="thermal-hf predict", description=__doc__.split("\n\n")[0])
+    p.add_argument("recordings", nargs="+", type=Path, help="HDF5 recording(s) (frames + timestamps)")
+    p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
+    p.add_argument("--output_dir", required=True, type=Path)
+    p.add_argument("--stride", type=int, default=8, help="frames between window starts (default 8)")
+    p.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--annotations", type=Path, help="COCO annotation file whose keyframes are overlaid")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
+    p.add_argument("--gap_s", type=float, default=0.5, help="shade frame gaps longer than this (seconds)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.batch_size < 1:
+            raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+        for path in args.recordings:
+            if not path.is_file():
+                raise ThermalDataError(f"recording not found: {path}")
+        predict_files(args.model, args.recordings, args.output_dir, stride=args.stride, batch_size=args.batch_size,
+                      annotations=args.annotations, device=args.device, gap_s=args.gap_s)
+    except (ThermalDataError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

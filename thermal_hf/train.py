@@ -1,0 +1,383 @@
+"""Train a thermal SlowFast from a YAML recipe.
+
+    python -m thermal_hf.train recipes/slowfast.yaml [--key value ...]
+    accelerate launch [--config_file accelerate_config.yaml] -m thermal_hf.train recipes/slowfast.yaml [...]
+    thermal-hf train recipes/demo.yaml
+
+Fixed shape: parse the recipe -> set up logging -> load the data (a raw folder is converted once into a cache,
+a converted folder is used as is; ``--dataset PATH`` points any recipe at other data) -> build the model (from
+scratch, a saved model folder, or an imported pretrained checkpoint) and its processor -> train (optionally
+resuming) -> evaluate -> save model + processor + ``recipe.yaml`` + ``class_distribution.json`` +
+``eval_report.json`` -> push to the Hub if ``push_to_hub``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import CheckpointError, RecipeError, ThermalDataError
+from .parser import ParsedRecipe, dump_recipe, parse_recipe
+
+logger = logging.getLogger("thermal_hf.train")
+
+RECIPE_FILE = "recipe.yaml"
+CLASS_DISTRIBUTION_FILE = "class_distribution.json"
+EVAL_REPORT_FILE = "eval_report.json"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Steps
+# ---------------------------------------------------------------------------------------------------------------
+def setup_logging(training_args) -> None:
+    """HF-example logging: INFO for thermal_hf on the main process, the recipe's log_level for the libraries."""
+    import datasets
+    import transformers
+
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    level = training_args.get_process_log_level()
+    datasets.utils.logging.set_verbosity(level)
+    transformers.utils.logging.set_verbosity(level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+    logging.getLogger("thermal_hf").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+
+
+def resolve_dataset(data_args, training_args) -> Path:
+    """The converted dataset folder for ``data_args.dataset`` (generating / converting it first if needed)."""
+    from .data.convert import ensure_converted, is_converted_dataset
+
+    if not data_args.dataset:
+        raise RecipeError("recipe key 'dataset' is not set: give a raw or converted dataset folder (--dataset PATH)")
+    path = Path(data_args.dataset).expanduser()
+    # The first process prepares (generates / converts); the others wait, then find it ready.
+    with training_args.main_process_first(local=False, desc="dataset preparation"):
+        if not path.exists():
+            if not data_args.synthetic_if_missing:
+                raise ThermalDataError(
+                    f"dataset {path}: folder not found (expected a raw dataset with frames/ and annotations/, or a "
+                    "converted one; point the recipe at it with --dataset PATH)"
+                )
+            if training_args.process_index == 0:
+                from .data.synthetic import generate_dataset
+
+                logger.info(f"{path} not found: generating a synthetic dataset there (synthetic_if_missing)")
+                generate_dataset(path, recordings=data_args.synthetic_recordings, seed=data_args.split_seed)
+        options = data_args.conversion_options()
+        if not is_converted_dataset(path):
+            logger.info(f"converting {path} (cached by options {options})")
+        return ensure_converted(path, cache_dir=data_args.cache_dir, **options)
+
+
+def _source_has_processor(source: str | None) -> bool:
+    return bool(source) and (Path(source) / "video_preprocessor_config.json").is_file()
+
+
+def build_processor(model_args, data_args, source: str | None):
+    """The video processor: the saved one of ``source`` (if any) or a new one, with the recipe's settings on top."""
+    from .models.thermal_slowfast import ThermalVideoProcessor
+
+    if _source_has_processor(source):
+        processor = ThermalVideoProcessor.from_pretrained(source)
+    else:
+        processor = ThermalVideoProcessor()
+    processor.num_frames = data_args.num_frames
+    processor.invalid_floor = data_args.invalid_floor
+    if model_args.temperature_range is not None:
+        processor.temperature_range = tuple(model_args.temperature_range)
+    if (model_args.normalize_mean is None) != (model_args.normalize_std is None):
+        raise RecipeError("recipe keys 'normalize_mean' and 'normalize_std' must be set together")
+    if model_args.normalize_mean is not None:
+        processor.mean, processor.std = float(model_args.normalize_mean), float(model_args.normalize_std)
+    return processor
+
+
+def _pretrained_format(model_args) -> str:
+    if model_args.pretrained_format != "auto":
+        return model_args.pretrained_format
+    # pytorchvideo's model zoo ships .pyth files, MMAction2's .pth files.
+    return "pytorchvideo" if str(model_args.pretrained).endswith(".pyth") else "mmaction2"
+
+
+def import_pretrained(model_args, data_args, training_args, label_names) -> str:
+    """Import ``model_args.pretrained`` into ``output_dir/pretrained_import`` and return that folder."""
+    from .models.thermal_slowfast.convert_checkpoint import import_checkpoint
+
+    checkpoint = Path(model_args.pretrained).expanduser()
+    if not checkpoint.is_file():
+        raise CheckpointError(
+            f"recipe key 'pretrained': {checkpoint} not found (download it with `thermal-hf download-weights`)"
+        )
+    target = Path(training_args.output_dir) / "pretrained_import"
+    overrides = {k: v for k, v in model_args.config_overrides().items() if k != "model_depth"}
+    with training_args.main_process_first(local=False, desc="checkpoint import"):
+        if training_args.process_index == 0:
+            logger.info(f"importing {checkpoint} ({_pretrained_format(model_args)}) into {target}")
+            import_checkpoint(
+                checkpoint,
+                target,
+                format=_pretrained_format(model_args),
+                num_labels=len(label_names),
+                labels=label_names,
+                model_depth=model_args.model_depth,
+                seed=training_args.seed,
+                num_frames=data_args.num_frames,
+                **overrides,
+            )
+    return str(target)
+
+
+def build_model(model_args, data_args, training_args, label_names, source: str | None):
+    """A model for ``label_names``: from ``source`` (saved folder) if given, else from scratch."""
+    from .models.thermal_slowfast import ThermalSlowFastConfig, ThermalSlowFastForVideoClassification
+
+    id2label = dict(enumerate(label_names))
+    label2id = {name: i for i, name in enumerate(label_names)}
+    overrides = model_args.config_overrides()
+    if source is None:
+        config = ThermalSlowFastConfig(
+            num_labels=len(label_names),
+            id2label=id2label,
+            label2id=label2id,
+            num_frames=data_args.num_frames,
+            **overrides,
+        )
+        logger.info(f"building a SlowFast R{config.model_depth} from scratch ({len(label_names)} classes)")
+        return ThermalSlowFastForVideoClassification(config)
+
+    from transformers import AutoConfig, AutoModelForVideoClassification
+
+    saved = AutoConfig.from_pretrained(source)
+    depth = overrides.pop("model_depth", None)
+    if depth is not None and depth != saved.model_depth:
+        raise RecipeError(
+            f"recipe key 'model_depth' is {depth} but {source} is a depth-{saved.model_depth} model; remove the key"
+        )
+    same_labels = [saved.id2label[i] for i in range(saved.num_labels)] == list(label_names)
+    if not same_labels:
+        logger.info(f"{source}: labels differ from the dataset's; the classification head is re-initialised")
+    model = AutoModelForVideoClassification.from_pretrained(
+        source,
+        num_labels=len(label_names),
+        id2label=id2label,
+        label2id=label2id,
+        num_frames=data_args.num_frames,
+        ignore_mismatched_sizes=not same_labels,
+        **overrides,
+    )
+    if not same_labels and saved.num_labels == len(label_names):
+        # Same shape, different classes: ignore_mismatched_sizes would keep the old head; start it afresh.
+        for module in model.slowfast.blocks[-1].modules():
+            model._init_weights(module)
+    return model
+
+
+def resolve_resume(training_args) -> str | None:
+    """``resume_from_checkpoint``: true/"last" -> the last checkpoint in output_dir (None if there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    value = training_args.resume_from_checkpoint
+    if value in (None, False, "", "false", "False", "no", "none", "None"):
+        return None
+    if value in (True, "true", "True", "yes", "last"):
+        output_dir = Path(training_args.output_dir)
+        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if last is None:
+            logger.warning(f"resume_from_checkpoint: no checkpoint in {output_dir}; training from the start")
+        else:
+            logger.info(f"resuming from {last}")
+        return last
+    if not Path(value).is_dir():
+        raise RecipeError(f"recipe key 'resume_from_checkpoint': {value} is not a checkpoint folder")
+    return str(value)
+
+
+def class_distribution(splits: dict, label_names: list[str], trainer, data_args, dataset_path) -> dict:
+    weights = trainer.class_weights
+    return {
+        "dataset": str(dataset_path),
+        "class_names": list(label_names),
+        "class_counts": {
+            name: {label: int(n) for label, n in zip(label_names, ds.class_counts(len(label_names)))}
+            for name, ds in splits.items()
+        },
+        "class_weighting": trainer.args.class_weighting,
+        "class_weights": None if weights is None else {n: float(w) for n, w in zip(label_names, weights.tolist())},
+        "sampling": data_args.sampling,
+    }
+
+
+def eval_summary(metrics: dict, eval_counts, train_counts) -> str:
+    """One line comparing the model with the majority-class baseline and chance."""
+    import numpy as np
+
+    eval_counts = np.asarray(eval_counts)
+    majority = int(np.argmax(train_counts))  # what a model that learned only the prior would answer
+    baseline = eval_counts[majority] / max(1, eval_counts.sum())
+    present = int((eval_counts > 0).sum())
+    return (
+        f"eval on {int(eval_counts.sum())} clips: top-1 {metrics.get('eval_accuracy', float('nan')):.1%} "
+        f"(majority-class baseline {baseline:.1%}), mean class accuracy "
+        f"{metrics.get('eval_mean_class_accuracy', float('nan')):.1%} (chance {1 / max(1, present):.1%} over "
+        f"{present} classes), macro F1 {metrics.get('eval_macro_f1', float('nan')):.3f}"
+    )
+
+
+def show_predictions(output_dir: str, eval_split, count: int) -> None:
+    """Run the saved model through `pipeline("video-classification")` on a few eval clips and print them."""
+    import numpy as np
+    from transformers import pipeline
+
+    import thermal_hf  # noqa: F401  (registers the Auto classes and the pipeline)
+
+    classifier = pipeline("video-classification", model=output_dir)
+    names = eval_split.features["label"].names
+    data = eval_split.with_format("numpy", columns=["frames", "label"])
+    for index in np.linspace(0, len(data) - 1, num=min(count, len(data))).astype(int):
+        row = data[int(index)]
+        predictions = classifier(row["frames"], top_k=3)
+        shown = ", ".join(f"{p['label']} {p['score']:.2f}" for p in predictions)
+        print(f"clip {index} (true: {names[int(row['label'])]}): {shown}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Run
+# ---------------------------------------------------------------------------------------------------------------
+def run(parsed: ParsedRecipe) -> dict:
+    """Do what the parsed recipe says; returns the final metrics (``train_*`` and ``eval_*``)."""
+    from .data.convert import load_converted
+    from .training.data import ThermalClipDataset, collate_clips
+    from .training.metrics import make_compute_metrics
+    from .training.trainer import ThermalTrainer
+
+    model_args, data_args, training_args = parsed.as_tuple()
+    setup_logging(training_args)
+    logger.info(
+        f"process {training_args.process_index}/{training_args.world_size} on {training_args.device}, "
+        f"mixed precision: {training_args.mixed_precision}"
+    )
+
+    # data
+    dataset_path = resolve_dataset(data_args, training_args)
+    dataset = load_converted(dataset_path)
+    for split in (data_args.train_split, data_args.eval_split):
+        if split not in dataset:
+            raise ThermalDataError(f"{dataset_path}: no split {split!r} (has {', '.join(dataset)})")
+    label_names = list(dataset[data_args.train_split].features["label"].names)
+    train_split, eval_split = dataset[data_args.train_split], dataset[data_args.eval_split]
+    if data_args.max_train_samples is not None:
+        train_split = train_split.select(range(min(data_args.max_train_samples, len(train_split))))
+    if data_args.max_eval_samples is not None:
+        eval_split = eval_split.select(range(min(data_args.max_eval_samples, len(eval_split))))
+
+    # model + processor
+    source = model_args.model_name_or_path
+    if model_args.pretrained:
+        source = import_pretrained(model_args, data_args, training_args, label_names)
+    processor = build_processor(model_args, data_args, source)
+    model = build_model(model_args, data_args, training_args, label_names, source)
+
+    seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
+    train_ds = ThermalClipDataset(train_split, processor, data_args.augmentation_config(), train=True, seed=seed)
+    eval_ds = ThermalClipDataset(eval_split, processor, train=False)
+    compute_metrics = make_compute_metrics(label_names)
+    trainer = ThermalTrainer(
+        model=model,
+        args=training_args,
+        data_collator=collate_clips,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        processing_class=processor,
+        compute_metrics=compute_metrics,
+        sampling=data_args.sampling,
+        mixup_alpha=data_args.mixup_alpha,
+        cutmix_alpha=data_args.cutmix_alpha,
+    )
+
+    output_dir = Path(training_args.output_dir)
+    metrics: dict = {}
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+        trainer.save_model()  # model + processor (processing_class)
+        metrics.update(result.metrics)
+        trainer.log_metrics("train", result.metrics)
+        trainer.save_metrics("train", result.metrics)
+        trainer.save_state()
+    if training_args.do_eval:
+        eval_metrics = trainer.evaluate()
+        metrics.update(eval_metrics)
+        trainer.log_metrics("eval", eval_metrics)
+        trainer.save_metrics("eval", eval_metrics)
+
+    if trainer.is_world_process_zero():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        dump_recipe(parsed, output_dir / RECIPE_FILE)
+        distribution = class_distribution(
+            {data_args.train_split: train_ds, data_args.eval_split: eval_ds}, label_names, trainer, data_args, dataset_path
+        )
+        (output_dir / CLASS_DISTRIBUTION_FILE).write_text(json.dumps(distribution, indent=2) + "\n")
+        if training_args.do_eval and compute_metrics.last_report is not None:
+            report = {"metrics": {k: v for k, v in metrics.items() if k.startswith("eval_")}, **compute_metrics.last_report,
+                      "label_names": label_names}
+            (output_dir / EVAL_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+            print(eval_summary(metrics, eval_ds.class_counts(len(label_names)), train_ds.class_counts(len(label_names))))
+        if training_args.do_train and training_args.show_predictions > 0:
+            show_predictions(str(output_dir), eval_split, training_args.show_predictions)
+        if training_args.push_to_hub and training_args.do_train:
+            push(training_args, output_dir, metrics)
+    return metrics
+
+
+def push(training_args, output_dir: Path, metrics: dict) -> None:
+    """Model, processor, records and a model card rendered from these results, in one commit."""
+    from .hub import push_model
+
+    repo_id = training_args.hub_model_id or output_dir.name
+    url = push_model(
+        output_dir,
+        repo_id,
+        private=bool(training_args.hub_private_repo),
+        token=training_args.hub_token,
+        metrics={k: v for k, v in metrics.items() if k.startswith("eval_")} or None,
+        allow_incomplete=not training_args.do_eval,
+    )
+    logger.info(f"pushed to {url}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m thermal_hf.train RECIPE.yaml [--key value ...]``; returns the exit status."""
+    try:
+        try:
+            parsed = parse_recipe(argv, prog="python -m thermal_hf.train RECIPE.yaml")
+        except ValueError as err:  # TrainingArguments' own checks of key combinations
+            raise RecipeError(str(err)) from err
+        run(parsed)
+    except SystemExit as exit_:  # --help
+        return int(exit_.code or 0)
+    except (RecipeError, ThermalDataError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        _destroy_process_group()
+    return 0
+
+
+def _destroy_process_group() -> None:
+    # Avoids the "process group was not destroyed" warning (and a hang on some backends) at exit.
+    if "torch" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Classification metrics, offline and in numpy (``evaluate.load("accuracy")`` needs the Hub).
+
+`compute_classification_metrics` is the one implementation; `make_compute_metrics` adapts it to
+`Trainer(compute_metrics=...)`, logging only scalars and keeping the per-class table and the confusion matrix
+on the callable (``.last_report``) for reports and the model card.
+
+Under multi-process evaluation `Trainer` gathers the predictions with accelerate's ``gather_for_metrics``, which
+drops the samples duplicated to even out the last batch, so every process computes these on exactly the
+evaluated split (tested: 1 and 2 processes give the same numbers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: keys `make_compute_metrics` logs (Trainer prefixes them with ``eval_``).
+SCALAR_KEYS = (
+    "accuracy",
+    "top1_accuracy",
+    "top3_accuracy",
+    "top5_accuracy",
+    "mean_class_accuracy",
+    "macro_f1",
+)
+
+
+def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Share of samples whose label is among the ``k`` highest scores (``k`` capped at the number of classes)."""
+    if len(labels) == 0:
+        return float("nan")
+    k = min(k, scores.shape[1])
+    # argsort is stable, so equal scores rank by class id, as argmax does for top-1.
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return float((top == labels[:, None]).any(axis=1).mean())
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_labels: int) -> np.ndarray:
+    """``(num_labels, num_labels)`` int64 counts; rows are true classes, columns predicted classes."""
+    matrix = np.zeros((num_labels, num_labels), dtype=np.int64)
+    np.add.at(matrix, (labels, predictions), 1)
+    return matrix
+
+
+def compute_classification_metrics(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    num_labels: int | None = None,
+    label_names: Sequence[str] | None = None,
+) -> dict:
+    """Metrics of ``scores`` (logits or probabilities, ``(N, K)``) against integer ``labels`` ``(N,)``.
+
+    Returns a dict with
+      - ``top1_accuracy`` (alias ``accuracy``), ``top3_accuracy``, ``top5_accuracy``;
+      - ``mean_class_accuracy``: mean recall over the classes present in ``labels`` (absent classes have no
+        recall; counting them as 0 would punish the model for the split, not for its predictions);
+      - ``macro_f1``: mean F1 over the classes present in ``labels`` or predicted (scikit-learn's default set);
+      - ``per_class``: ``{name: {precision, recall, f1, support}}`` for every class (0.0 where undefined);
+      - ``confusion_matrix`` (list of lists, rows true, columns predicted) and ``num_samples``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
+        raise ValueError(f"scores must be (N, K) with N = len(labels) = {len(labels)}; got {scores.shape}")
+    num_labels = int(num_labels or scores.shape[1])
+    if label_names is None:
+        label_names = [str(i) for i in range(num_labels)]
+    label_names = list(label_names)
+    if len(label_names) != num_labels:
+        raise ValueError(f"{len(label_names)} label names for {num_labels} classes")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+        raise ValueError(f"labels must be in 0..{num_labels - 1}; got {labels.min()}..{labels.max()}")
+
+    predictions = scores.argmax(axis=1) if len(labels) else labels
+    matrix = confusion_matrix(labels, predictions, num_labels)
+    true_positive = np.diag(matrix).astype(np.float64)
+    support = matrix.sum(axis=1)
+    predicted = matrix.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(support > 0, true_positive / np.maximum(support, 1), 0.0)
+        precision = np.where(predicted > 0, true_positive / np.maximum(predicted, 1), 0.0)
+        denom = precision + recall
+        f1 = np.where(denom > 0, 2 * precision * recall / np.where(denom > 0, denom, 1), 0.0)
+    present = support > 0
+    in_f1 = present | (predicted > 0)
+
+    top1 = float((predictions == labels).mean()) if len(labels) else float("nan")
+    return {
+        "accuracy": top1,
+        "top1_accuracy": top1,
+        "top3_accuracy": top_k_accuracy(scores, labels, 3),
+        "top5_accuracy": top_k_accuracy(scores, labels, 5),
+        "mean_class_accuracy": float(recall[present].mean()) if present.any() else float("nan"),
+        "macro_f1": float(f1[in_f1].mean()) if in_f1.any() else float("nan"),
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(label_names)
+        },
+        "confusion_matrix": matrix.tolist(),
+        "num_samples": int(len(labels)),
+    }
+
+
+class ClassificationMetrics:
+    """`Trainer` ``compute_metrics``: logs the scalar metrics, keeps the full report in ``last_report``."""
+
+    def __init__(self, label_names: Sequence[str]):
+        self.label_names = list(label_names)
+        self.last_report: dict | None = None
+
+    def __call__(self, eval_pred) -> dict[str, float]:
+        scores = eval_pred.predictions
+        if isinstance(scores, (tuple, list)):
+            scores = scores[0]
+        report = compute_classification_metrics(scores, eval_pred.label_ids, len(self.label_names), self.label_names)
+        self.last_report = report
+        return {key: report[key] for key in SCALAR_KEYS}
+
+
+def make_compute_metrics(label_names: Sequence[str]) -> ClassificationMetrics:
+    """The ``compute_metrics`` callable for `Trainer` (see `ClassificationMetrics`)."""
+    return ClassificationMetrics(label_names)
+
+
+__all__ = [
+    "compute_classification_metrics",
+    "make_compute_metrics",
+    "ClassificationMetrics",
+    "top_k_accuracy",
+    "confusion_matrix",
+    "SCALAR_KEYS",
+]
