@@ -25,13 +25,14 @@ def test_unknown_command_suggests_closest(capsys):
 
 
 @pytest.mark.parametrize("name", sorted(SUBCOMMANDS))
-def test_every_subcommand_has_help(name):
-    # In a subprocess: argparse's --help exits, and each module must import cleanly on its own.
-    result = subprocess.run(
-        [sys.executable, "-m", "thermal_hf", name, "--help"], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    assert "usage" in result.stdout.lower()
+def test_every_subcommand_has_help(name, capsys):
+    # argparse's --help exits 0 after printing usage; every subcommand module must import and parse.
+    try:
+        code = main([name, "--help"])
+    except SystemExit as exit_info:  # argparse exits after printing help
+        code = exit_info.code
+    assert code in (0, None)
+    assert "usage" in capsys.readouterr().out.lower()
 
 
 def test_console_script_installed():
