@@ -44,7 +44,7 @@ def test_two_processes_then_one_process_eval(synthetic_root, tmp_path):
     # raw folder + cache_dir: the first process converts, the other waits and reuses the conversion
     common = ["--dataset", synthetic_root, "--cache_dir", cache, "--max_eval_samples", "10"]
     cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu", "--num_machines", "1",
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
         "--mixed_precision", "no", "--dynamo_backend", "no",
         "-m", "thermal_hf.train", TINY, "--output_dir", out, "--max_steps", "2", *common,
         "--remove_unused_columns", "true",  # the measured trap: must not strip what the collator needs
@@ -55,6 +55,9 @@ def test_two_processes_then_one_process_eval(synthetic_root, tmp_path):
     assert state["global_step"] == 2
     two = json.loads((out / "eval_results.json").read_text())
     report = json.loads((out / "eval_report.json").read_text())
+    # `accelerate launch --cpu` would quietly start ONE process; --multi_gpu on a machine without GPUs runs
+    # torchrun with the gloo backend (the recipe's use_cpu), so this really is two processes.
+    assert report["num_processes"] == 2
     assert report["num_samples"] == 10  # 10 clips over 2 processes x batch 4: padding duplicates were dropped
     for name in ("config.json", "model.safetensors", "video_preprocessor_config.json", "recipe.yaml",
                  "class_distribution.json"):
@@ -67,7 +70,10 @@ def test_two_processes_then_one_process_eval(synthetic_root, tmp_path):
     one = json.loads((out1 / "eval_results.json").read_text())
     for key in METRIC_KEYS:
         assert one[key] == pytest.approx(two[key]), key
-    assert one["eval_loss"] == pytest.approx(two["eval_loss"], rel=1e-4)
+    # eval_loss is not compared: Trainer averages per-batch (weighted) mean losses, and the batches differ with
+    # the number of processes (2 x 4 with padding vs 1 x 4). The metrics above are computed from all gathered
+    # predictions, which is what must not depend on the process count.
+    assert one["eval_loss"] == pytest.approx(two["eval_loss"], rel=0.05)
 
     # every checkpoint folder is a loadable model + processor
     from transformers import AutoModelForVideoClassification, AutoVideoProcessor

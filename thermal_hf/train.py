@@ -325,7 +325,7 @@ def run(parsed: ParsedRecipe) -> dict:
         (output_dir / CLASS_DISTRIBUTION_FILE).write_text(json.dumps(distribution, indent=2) + "\n")
         if training_args.do_eval and compute_metrics.last_report is not None:
             report = {"metrics": {k: v for k, v in metrics.items() if k.startswith("eval_")}, **compute_metrics.last_report,
-                      "label_names": label_names}
+                      "label_names": label_names, "num_processes": training_args.world_size}
             (output_dir / EVAL_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
             print(eval_summary(metrics, eval_ds.class_counts(len(label_names)), train_ds.class_counts(len(label_names))))
         if training_args.do_train and training_args.show_predictions > 0:

@@ -1,8 +1,9 @@
 """The training/evaluation dataset `Trainer` sees: converted windows -> model inputs.
 
-`ThermalClipDataset` wraps one split of a converted `DatasetDict` in numpy format (the fast path: ~2800
-random rows/s on 2 cores, against ~180/s for `set_transform`, which hands the transform Python lists) and
-applies, per clip, exactly the steps of `ThermalVideoProcessor`:
+`ThermalClipDataset` reads one split of a converted `DatasetDict` through `ClipReader` (the fast path: frames
+come straight out of the memory-mapped Arrow buffer, thousands of random rows/s on 2 cores, against a few
+hundred for the numpy format and ~180/s for `set_transform`, which hands the transform Python lists; see
+BENCHMARKS.md) and applies, per clip, exactly the steps of `ThermalVideoProcessor`:
 
     processor.clean -> processor.fit_length -> augment (training only) -> processor.normalize
 
@@ -19,6 +20,9 @@ import os
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from thermal_hf.data.convert import ClipReader
+from thermal_hf.data.transforms import augment
 
 
 def _process_rank() -> int:
@@ -47,9 +51,9 @@ class ThermalClipDataset(Dataset):
         self.augmentation = augmentation if (train and augmentation is not None and augmentation.enabled) else None
         self.train = train
         self.seed = int(seed)
-        columns = ["frames", "label"] + (["bbox"] if self.augmentation is not None and "bbox" in split.column_names else [])
-        self._data = split.with_format("numpy", columns=columns)
-        self._labels = np.asarray(self._data["label"], dtype=np.int64)
+        self._reader = ClipReader(split)
+        self._labels = np.asarray(self._reader.columns["label"], dtype=np.int64)
+        self._bboxes = self._reader.columns.get("bbox")
         self._rng: np.random.Generator | None = None
         self._rng_key = None
 
@@ -80,15 +84,15 @@ class ThermalClipDataset(Dataset):
         return self._rng
 
     def __getitem__(self, index: int) -> dict:
-        row = self._data[int(index)]
-        frames = self.processor.clean(row["frames"])
+        index = int(index)
+        # clean() returns a new array, so the read-only view into the Arrow buffer is never written to.
+        frames = self.processor.clean(self._reader.frames(index))
         frames = self.processor.fit_length(frames)
         if self.augmentation is not None:
-            from thermal_hf.data.transforms import augment
-
-            frames, _ = augment(frames, row.get("bbox"), self.augmentation, self._generator())
+            bbox = None if self._bboxes is None else np.asarray(self._bboxes[index], dtype=np.float32)
+            frames, _ = augment(frames, bbox, self.augmentation, self._generator())
         pixel_values = np.ascontiguousarray(self.processor.normalize(frames), dtype=np.float32)
-        return {"pixel_values": torch.from_numpy(pixel_values), "labels": int(row["label"])}
+        return {"pixel_values": torch.from_numpy(pixel_values), "labels": int(self._labels[index])}
 
 
 def collate_clips(batch: list[dict]) -> dict[str, torch.Tensor]:
