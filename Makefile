@@ -32,7 +32,6 @@ bench: install
 
 lint: install
 	$(BIN)/ruff check thermal_hf tests bench compat
-	$(BIN)/ruff format --check thermal_hf tests bench compat
 
 clean:
 	rm -rf $(VENV) outputs data/synthetic .pytest_cache

@@ -75,7 +75,7 @@ def test_readme_tour_runs_as_written(tmp_path):
         [sys.executable, "-c", snippets[0]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("'label'") >= 6  # two calls, top 3 each
+    assert result.stdout.count("'label'") == 9  # three calls, top 3 each
 
 
 @functools.cache
