@@ -221,3 +221,26 @@ def test_card_from_what_training_writes(tiny_model_dir, tmp_path):
     assert f"| {names[0]} | 50.00 % | 25.00 % |" in card  # per-class table from eval_report.json
     assert "`slowfast_r50`" in card and "memorisation" in card
     assert "| lying down-lying with risk | 20 | 1 |" in card
+
+
+@pytest.mark.slow
+def test_recipe_push_to_hub_pushes_model_processor_and_card(converted_dataset, tmp_path):
+    """`push_to_hub: true` in a recipe: Trainer's own pushes and our final commit (card from real results)."""
+    with FakeHub() as hub:
+        env = hub_env(hub, tmp_path / "hf_home")
+        out = tmp_path / "trained"
+        result = _run(["-m", "thermal_hf.train", str(REPO_ROOT / "tests/recipes/tiny.yaml"),
+                       "--dataset", str(converted_dataset), "--output_dir", str(out), "--max_steps", "2",
+                       "--save_strategy", "no", "--max_eval_samples", "8",
+                       "--push_to_hub", "true", "--hub_model_id", "org/trained-tiny", "--hub_token", SECRET], env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        files = hub.files("org/trained-tiny")
+    assert {"config.json", "model.safetensors", "video_preprocessor_config.json", "README.md", "recipe.yaml"} <= set(files)
+    assert files["model.safetensors"] == (out / "model.safetensors").read_bytes()
+    card = files["README.md"].decode()
+    assert "{{" not in card and "mean class accuracy" in card.lower()
+    # The token reached the server but no file, card or log: recipe.yaml (pushed, quoted in the card) is redacted.
+    assert f"Bearer {SECRET}" in hub.auth_headers
+    assert "hub_token=<redacted>" in files["recipe.yaml"].decode() or "hub_token <redacted>" in files["recipe.yaml"].decode()
+    for text in (result.stdout, result.stderr, card, *(v.decode(errors="ignore") for v in files.values())):
+        assert SECRET not in text

@@ -285,6 +285,14 @@ class ThermalTrainingArguments(TrainingArguments):
         self.bf16 = choice == "bf16"
         self.fp16 = choice == "fp16"
 
+    def __getstate__(self) -> dict:
+        # `Trainer` pickles its arguments into every checkpoint and the final folder (`training_args.bin`), and
+        # `push_to_hub` uploads that file: never let the Hub token travel inside it.
+        state = dict(self.__dict__)
+        if state.get("hub_token"):
+            state["hub_token"] = None
+        return state
+
 
 def dataclass_types() -> tuple[type, type, type]:
     """The recipe dataclasses in parse order."""

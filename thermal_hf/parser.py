@@ -177,8 +177,33 @@ def parse_recipe(
     return ParsedRecipe(*outputs, recipe_path=recipe_path, recipe=asked, env=env, argv=list(argv))
 
 
+REDACTED = "<redacted>"
+
+
+def _is_secret(key: str) -> bool:
+    # hub_token, and any future *_token key: the recipe copy is pushed to the Hub and quoted in the model card.
+    return "token" in key.lstrip("-").lower()
+
+
+def _redact_argv(argv: list) -> list[str]:
+    out, hide_next = [], False
+    for token in map(str, argv):
+        if hide_next:
+            out.append(REDACTED)
+            hide_next = False
+        elif token.startswith("--") and _is_secret(token.split("=", 1)[0]):
+            out.append(f"{token.split('=', 1)[0]}={REDACTED}" if "=" in token else token)
+            hide_next = "=" not in token
+        else:
+            out.append(token)
+    return out
+
+
 def dump_recipe(parsed: ParsedRecipe, path: str | os.PathLike) -> Path:
-    """Write what was run as a recipe (YAML keys + command-line overrides, final values) for the model card."""
+    """Write what was run as a recipe (YAML keys + command-line overrides, final values) for the model card.
+
+    Secrets (``hub_token``) are replaced by ``<redacted>``: this file is pushed with the model and quoted in its card.
+    """
     import yaml
 
     path = Path(path)
@@ -186,10 +211,10 @@ def dump_recipe(parsed: ParsedRecipe, path: str | os.PathLike) -> Path:
     if parsed.recipe_path is not None:
         header += f"# source: {parsed.recipe_path}\n"
     if parsed.argv:
-        header += f"# overrides: {' '.join(parsed.argv)}\n"
-    body = dict(parsed.recipe)
+        header += f"# overrides: {' '.join(_redact_argv(parsed.argv))}\n"
+    body = {k: (REDACTED if _is_secret(k) and v else v) for k, v in parsed.recipe.items()}
     if parsed.env:
-        body[ENV_KEY] = dict(parsed.env)
+        body[ENV_KEY] = {k: (REDACTED if _is_secret(k) else v) for k, v in parsed.env.items()}
     path.write_text(header + yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
     return path
 
