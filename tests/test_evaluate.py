@@ -161,3 +161,26 @@ def test_two_processes_give_the_same_numbers(trained_model_dir, converted_datase
         [r["image_id"] + r["object_id"] + r["predicted_label"] for r in rows_b]
     np.testing.assert_allclose([float(r["top1_score"]) for r in rows_a], [float(r["top1_score"]) for r in rows_b],
                                atol=1e-5)
+
+
+def test_raw_folder_is_converted_with_the_models_training_options(tiny_model_dir, tmp_path):
+    """A model trained on a split grouped by recording is evaluated on that split, not the annotation files' own."""
+    import shutil
+
+    from thermal_hf.evaluate import training_conversion_options
+    from thermal_hf.models.thermal_slowfast import ThermalSlowFastConfig
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    config = ThermalSlowFastConfig.from_pretrained(model_dir)
+
+    class _Model:  # only the config is read
+        pass
+
+    model = _Model()
+    model.config = config
+    assert training_conversion_options(model_dir, model) == {"num_frames": config.num_frames}
+    (model_dir / "recipe.yaml").write_text("split_by: recording\nval_fraction: 0.25\nsplit_seed: 3\ntarget: keyframe\n")
+    assert training_conversion_options(model_dir, model) == {
+        "num_frames": config.num_frames, "split_by": "recording", "val_fraction": 0.25, "seed": 3, "target": "keyframe"
+    }

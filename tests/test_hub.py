@@ -237,6 +237,7 @@ def test_recipe_push_to_hub_pushes_model_processor_and_card(converted_dataset, t
         files = hub.files("org/trained-tiny")
     assert {"config.json", "model.safetensors", "video_preprocessor_config.json", "README.md", "recipe.yaml"} <= set(files)
     assert files["model.safetensors"] == (out / "model.safetensors").read_bytes()
+    assert "training_args.bin" not in files  # only our final commit, not Trainer's own "Model save" push
     card = files["README.md"].decode()
     assert "{{" not in card and "mean class accuracy" in card.lower()
     # The token reached the server but no file, card or log: recipe.yaml (pushed, quoted in the card) is redacted.

@@ -41,6 +41,7 @@ import csv
 import datetime as _dt
 import hashlib
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -49,6 +50,8 @@ from typing import Any
 import numpy as np
 
 from thermal_hf.errors import ThermalDataError
+
+logger = logging.getLogger(__name__)
 
 CONFUSION_FIGSIZE = (10.0, 9.0)  # inches at 100 dpi -> a 1000 x 900 PNG whatever the number of classes
 CONFUSION_DPI = 100
@@ -156,7 +159,7 @@ def evaluate(
     label_names = [model.config.id2label[i] for i in range(num_labels)]
 
     with accelerator.main_process_first():  # a raw folder is converted once, by the main process
-        dataset_path = ensure_converted(dataset_dir, num_frames=int(model.config.num_frames))
+        dataset_path = ensure_converted(dataset_dir, **training_conversion_options(model_dir, model))
     dsd = load_converted(dataset_path)
     if split not in dsd:
         raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")
@@ -357,6 +360,30 @@ def plot_confusion_matrix(matrix: np.ndarray, names: list[str], out: Path, *, ti
     plt.close(fig)
 
 
+# Recipe keys that decide how a raw folder is turned into samples and splits (`thermal-hf convert` options).
+_CONVERSION_KEYS = {"target": "target", "split_by": "split_by", "val_fraction": "val_fraction",
+                    "split_seed": "seed", "invalid_floor": "invalid_floor", "skip_invalid": "skip_invalid"}
+
+
+def training_conversion_options(model_dir, model) -> dict:
+    """Conversion options for a raw dataset folder: those the model was trained with (its ``recipe.yaml``).
+
+    Evaluating a model trained on a split grouped by recording on the annotation files' own split would score
+    it on windows of the recordings it trained on; reading the recipe keeps the split the model was tuned for.
+    A model without a recipe (imported, or trained elsewhere) gets the `thermal-hf convert` defaults.
+    """
+    import yaml
+
+    options = {"num_frames": int(model.config.num_frames)}
+    recipe_file = Path(str(model_dir)) / "recipe.yaml"
+    if recipe_file.is_file():
+        recipe = yaml.safe_load(recipe_file.read_text()) or {}
+        options.update({opt: recipe[key] for key, opt in _CONVERSION_KEYS.items() if key in recipe})
+    else:
+        logger.warning(f"{model_dir}: no recipe.yaml; a raw dataset folder is converted with the default options")
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="thermal-hf evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
@@ -376,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
         result = evaluate(args.model, args.dataset, args.output_dir, split=args.split, batch_size=args.batch_size,
                           num_workers=args.num_workers, device=args.device)
-    except (ThermalDataError, ValueError, FileNotFoundError) as err:
+    except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:

@@ -180,9 +180,12 @@ def parse_recipe(
 REDACTED = "<redacted>"
 
 
+_SECRET_WORDS = ("token", "key", "secret", "password", "auth", "credential")
+
+
 def _is_secret(key: str) -> bool:
-    # hub_token, and any future *_token key: the recipe copy is pushed to the Hub and quoted in the model card.
-    return "token" in key.lstrip("-").lower()
+    # hub_token, WANDB_API_KEY, ...: the recipe copy is pushed to the Hub and quoted in the model card.
+    return any(word in key.lstrip("-").lower() for word in _SECRET_WORDS)
 
 
 def _redact_argv(argv: list) -> list[str]:

@@ -58,6 +58,14 @@ def load_model_and_processor(model_dir: str | Path, device: str | None = "auto")
 
     import thermal_hf  # noqa: F401  registers the Auto classes
 
+    local = Path(str(model_dir)).expanduser()
+    if (local.exists() or str(model_dir).startswith((".", "/", "~")) or str(model_dir).count("/") != 1) and not (
+        local / "config.json"
+    ).is_file():
+        raise ThermalDataError(
+            f"{model_dir}: no config.json; expected a model folder written by save_pretrained, a Trainer checkpoint "
+            "folder, or a Hub id ORG/NAME"
+        )
     model = AutoModelForVideoClassification.from_pretrained(str(model_dir))
     try:
         processor = AutoVideoProcessor.from_pretrained(str(model_dir))
@@ -323,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise ThermalDataError(f"recording not found: {path}")
         predict_files(args.model, args.recordings, args.output_dir, stride=args.stride, batch_size=args.batch_size,
                       annotations=args.annotations, device=args.device, gap_s=args.gap_s)
-    except (ThermalDataError, ValueError) as err:
+    except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -288,6 +288,10 @@ def run(parsed: ParsedRecipe) -> dict:
     train_ds = ThermalClipDataset(train_split, processor, data_args.augmentation_config(), train=True, seed=seed)
     eval_ds = ThermalClipDataset(eval_split, processor, train=False)
     compute_metrics = make_compute_metrics(label_names)
+    # `push_to_hub: true` pushes once, at the end, through `push()` (weights, processor, records and a card rendered
+    # from the results). Trainer's own pushes (a repo at start-up, every checkpoint, a "Model save" commit with an
+    # auto-generated card) would put intermediate weights and an incomplete card on the Hub first.
+    push_requested, training_args.push_to_hub = training_args.push_to_hub, False
     trainer = ThermalTrainer(
         model=model,
         args=training_args,
@@ -330,7 +334,7 @@ def run(parsed: ParsedRecipe) -> dict:
             print(eval_summary(metrics, eval_ds.class_counts(len(label_names)), train_ds.class_counts(len(label_names))))
         if training_args.do_train and training_args.show_predictions > 0:
             show_predictions(str(output_dir), eval_split, training_args.show_predictions)
-        if training_args.push_to_hub and training_args.do_train:
+        if push_requested and training_args.do_train:
             push(training_args, output_dir, metrics)
     return metrics
 

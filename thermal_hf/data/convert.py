@@ -36,6 +36,7 @@ import numpy as np
 
 from ..errors import ThermalDataError
 from .recordings import DatasetSource, Problem
+from .transforms import invalid_mask
 from .windows import TARGETS, SampleSpec, build_samples, window_indices
 
 CONVERSION_FILE = "thermal_hf_conversion.json"
@@ -338,7 +339,7 @@ def convert_dataset(
                 for split, spec in by_rec[rec_name]:
                     idx, before, after = window_indices(spec.keyframe_index, num_frames, frames_all.shape[0])
                     window = frames_all[idx]
-                    invalid = float(np.mean(~np.isfinite(window) | (window < invalid_floor)))
+                    invalid = float(invalid_mask(window, invalid_floor).mean())
                     padded[split] += bool(before + after)
                     writers[split].write({
                         "frames": window, "timestamps": stamps_all[idx], "label": spec.label,
