@@ -184,3 +184,30 @@ def test_raw_folder_is_converted_with_the_models_training_options(tiny_model_dir
     assert training_conversion_options(model_dir, model) == {
         "num_frames": config.num_frames, "split_by": "recording", "val_fraction": 0.25, "seed": 3, "target": "keyframe"
     }
+
+
+def test_held_out_recordings_of_the_recipe_are_what_validation_means(tiny_model_dir, converted_dataset, tmp_path):
+    """A model trained with `eval_recordings` is evaluated on exactly those recordings, pooled from every split."""
+    import shutil
+
+    from datasets import concatenate_datasets
+
+    from thermal_hf.data.convert import load_converted
+    from thermal_hf.evaluate import evaluate
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    dsd = load_converted(converted_dataset)
+    pooled = concatenate_datasets([dsd[name] for name in dsd])
+    held_out = sorted(set(pooled["recording"]))[-1]
+    expected = sum(1 for name in pooled["recording"] if name == held_out)
+    assert 0 < expected < len(pooled)
+    (model_dir / "recipe.yaml").write_text(f"eval_recordings: [{held_out}]\n")
+    result = evaluate(model_dir, converted_dataset, tmp_path / "eval", progress=False)
+    assert result["num_samples"] == expected
+    rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[1:]
+    assert len(rows) == expected and all(held_out in row for row in rows)
+
+    (model_dir / "recipe.yaml").write_text("eval_recordings: [NOT_A_RECORDING]\n")
+    with pytest.raises(ValueError, match="NOT_A_RECORDING"):
+        evaluate(model_dir, converted_dataset, tmp_path / "eval2", progress=False)

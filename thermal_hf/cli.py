@@ -21,6 +21,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
     "download-weights": ("thermal_hf.models.thermal_slowfast.download", "fetch and verify a Kinetics zoo checkpoint"),
     "train": ("thermal_hf.train", "train from a YAML recipe (same as python -m thermal_hf.train)"),
+    "benchmark": (
+        "thermal_hf.benchmark",
+        "train and evaluate a recipe under a recording-level protocol, over seeds",
+    ),
     "doctor": ("thermal_hf.doctor", "check environment, data, model and output folder for a recipe"),
     "evaluate": ("thermal_hf.evaluate", "metrics.json, report.md, confusion matrix, predictions.csv"),
     "predict": ("thermal_hf.predict", "slide a model over whole recordings -> timeline.csv/png"),

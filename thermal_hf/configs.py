@@ -27,11 +27,12 @@ from .errors import RecipeError
 
 DEFAULT_DATASET = "ThermalDataGen/thermal_action_dataset"
 
-CLASS_WEIGHTINGS = ("none", "inverse_frequency", "effective_number")
+CLASS_WEIGHTINGS = ("none", "inverse_frequency", "inverse_sqrt_frequency", "effective_number")
 LOSSES = ("cross_entropy", "focal")
 SAMPLINGS = ("natural", "class_balanced")
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 CHECKPOINT_FORMATS = ("auto", "pytorchvideo", "mmaction2")
+TEMPERATURE_REFERENCES = ("absolute", "clip_median")
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -75,10 +76,24 @@ class ModelArguments:
         metadata={"help": "(height, width) the backbone runs at; clips are resized on the device. E.g. 256 384."},
     )
     dropout: float | None = field(default=None, metadata={"help": "Dropout before the classification layer."})
+    stem_width: int | None = field(
+        default=None, metadata={"help": "Slow-pathway stem channels (64; every stage's width scales with it)."}
+    )
+    stem_pool: bool | None = field(
+        default=None, metadata={"help": "Max-pool after the stem (True); False keeps 2x more resolution (native inputs)."}
+    )
     slow_temporal_stride: int | None = field(default=None, metadata={"help": "Slow pathway frame stride (8)."})
     fast_temporal_stride: int | None = field(default=None, metadata={"help": "Fast pathway frame stride (2)."})
     temperature_range: list[float] | None = field(
-        default=None, metadata={"help": "Processor: Celsius range clipped and scaled to 0..1 (default 5 45)."}
+        default=None,
+        metadata={"help": "Processor: Celsius range clipped and scaled to 0..1 (default 5 45; -5 15 with clip_median)."},
+    )
+    temperature_reference: str | None = field(
+        default=None,
+        metadata={
+            "help": "Processor: absolute (temperature_range in C) or clip_median (temperatures relative to the clip's "
+            "median, i.e. the room: temperature_range is then e.g. -4 12)."
+        },
     )
     normalize_mean: float | None = field(default=None, metadata={"help": "Processor: mean subtracted after scaling."})
     normalize_std: float | None = field(default=None, metadata={"help": "Processor: std divided after scaling."})
@@ -87,6 +102,8 @@ class ModelArguments:
         self.image_size = _pair("image_size", self.image_size, int)
         self.temperature_range = _pair("temperature_range", self.temperature_range, float)
         _check_choice("pretrained_format", self.pretrained_format, CHECKPOINT_FORMATS)
+        if self.temperature_reference is not None:
+            _check_choice("temperature_reference", self.temperature_reference, TEMPERATURE_REFERENCES)
         if self.model_name_or_path and self.pretrained:
             raise RecipeError(
                 "recipe keys 'model_name_or_path' and 'pretrained' are exclusive: the first is a saved model to "
@@ -95,7 +112,8 @@ class ModelArguments:
 
     def config_overrides(self) -> dict:
         """The architecture keys set in the recipe, as `ThermalSlowFastConfig` kwargs."""
-        keys = ("model_depth", "image_size", "dropout", "slow_temporal_stride", "fast_temporal_stride")
+        keys = ("model_depth", "image_size", "dropout", "slow_temporal_stride", "fast_temporal_stride", "stem_width",
+                "stem_pool")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 
@@ -130,6 +148,14 @@ class DataArguments:
     split_seed: int = field(default=0, metadata={"help": "Seed of the split_by=recording split."})
     skip_invalid: bool = field(default=False, metadata={"help": "Leave out unusable samples (bad frame_idx, unknown category, corrupt recording...) and list them in the conversion report, instead of failing."})
     invalid_floor: float = field(default=-50.0, metadata={"help": "Below this (C) a pixel is invalid (dead)."})
+    eval_recordings: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Hold out whole recordings: every split of the converted dataset is pooled, these recordings "
+            "(names of the `recording` column, e.g. SL14_R4 SL18_R4) are evaluated on and the rest trained on. "
+            "Done at load time, so one cached conversion serves every split (`thermal-hf benchmark` uses it)."
+        },
+    )
     train_split: str = field(default="train", metadata={"help": "Split trained on."})
     eval_split: str = field(default="validation", metadata={"help": "Split evaluated on."})
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the train split (debugging)."})
@@ -141,6 +167,9 @@ class DataArguments:
     random_resized_crop_scale: list[float] | None = field(default=None, metadata={"help": "e.g. 0.7 1.0"})
     random_resized_crop_ratio: list[float] = field(default_factory=lambda: [3.0 / 4.0, 4.0 / 3.0])
     horizontal_flip_prob: float = field(default=0.0)
+    vertical_flip_prob: float = field(
+        default=0.0, metadata={"help": "Up-down mirroring (a ceiling sensor has no 'up': valid for top views)."}
+    )
     temperature_offset: float = field(default=0.0, metadata={"help": "Max |offset| in C added to a clip."})
     temperature_gain: float = field(default=0.0, metadata={"help": "Max |gain - 1| around the background."})
     sensor_noise_std: float = field(default=0.0, metadata={"help": "Per-pixel Gaussian noise std in C."})
@@ -157,6 +186,10 @@ class DataArguments:
             raise RecipeError(f"recipe key 'num_frames': expected a positive integer; got {self.num_frames}")
         self.random_resized_crop_scale = _pair("random_resized_crop_scale", self.random_resized_crop_scale)
         self.random_resized_crop_ratio = _pair("random_resized_crop_ratio", self.random_resized_crop_ratio)
+        if isinstance(self.eval_recordings, str):
+            self.eval_recordings = [self.eval_recordings]
+        if self.eval_recordings is not None and not self.eval_recordings:
+            raise RecipeError("recipe key 'eval_recordings': expected at least one recording name")
         # Built here so that a bad augmentation value fails at parse time, naming the key.
         self.augmentation_config()
 
@@ -205,11 +238,27 @@ class ThermalTrainingArguments(TrainingArguments):
     )
     # loss
     class_weighting: str = field(
-        default="none", metadata={"help": "Cross-entropy class weights: none, inverse_frequency, effective_number."}
+        default="none",
+        metadata={"help": "Cross-entropy class weights: none, inverse_frequency, inverse_sqrt_frequency, effective_number."},
     )
     class_weight_beta: float = field(default=0.999, metadata={"help": "beta of effective_number weighting."})
     loss: str = field(default="cross_entropy", metadata={"help": "cross_entropy or focal."})
     focal_gamma: float = field(default=2.0, metadata={"help": "Focusing parameter of the focal loss."})
+    logit_adjustment_tau: float = field(
+        default=0.0,
+        metadata={
+            "help": "Logit-adjusted loss (Menon et al. 2021): the loss sees logits + tau * log(training class prior), "
+            "the model answers with its raw logits, which then aim at mean class accuracy rather than top-1. "
+            "1.0 is the balanced choice; 0 = off. Use instead of class_weighting."
+        },
+    )
+    coarse_loss_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "Weight of an extra cross-entropy on the coarse class groups (the part of a 'coarse-fine' class "
+            "name before the dash, e.g. 'lying down'); 0 = off."
+        },
+    )
     # optimiser / schedule
     backbone_lr_multiplier: float = field(
         default=0.1, metadata={"help": "Backbone learning rate = learning_rate x this (the head gets learning_rate)."}
@@ -242,6 +291,10 @@ class ThermalTrainingArguments(TrainingArguments):
         if self.mixed_precision is not None:
             _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
             self._resolve_mixed_precision()
+        if self.logit_adjustment_tau < 0:
+            raise RecipeError(f"recipe key 'logit_adjustment_tau': expected >= 0; got {self.logit_adjustment_tau}")
+        if self.coarse_loss_weight < 0:
+            raise RecipeError(f"recipe key 'coarse_loss_weight': expected >= 0; got {self.coarse_loss_weight}")
         if self.warmup_epochs < 0:
             raise RecipeError(f"recipe key 'warmup_epochs': expected >= 0; got {self.warmup_epochs}")
         if self.warmup_epochs > 0 and self.warmup_steps:

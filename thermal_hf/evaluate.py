@@ -164,6 +164,18 @@ def evaluate(
     if split not in dsd:
         raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")
     data = dsd[split]
+    held_out = training_eval_recordings(model_dir)
+    if held_out and split in ("train", "validation"):
+        # The model was trained with whole recordings held out (`eval_recordings`): split the same way, so
+        # "validation" is those recordings and never windows of recordings it trained on.
+        from thermal_hf.train import split_by_recordings
+
+        try:
+            parts = dict(zip(("train", "validation"), split_by_recordings(dsd, held_out, dataset_path)))
+        except ValueError as err:
+            raise ThermalDataError(f"{model_dir}: its recipe's eval_recordings do not fit {dataset_path}: {err}") from err
+        data = parts[split]
+        logger.info(f"{split}: the model's held-out recordings {held_out} -> {len(data)} clips")
     if len(data) == 0:
         raise ThermalDataError(f"{dataset_path}: split '{split}' is empty")
     to_model = _label_mapping(list(data.features["label"].names), label_names, f"{dataset_path} [{split}]")
@@ -382,6 +394,17 @@ def training_conversion_options(model_dir, model) -> dict:
     else:
         logger.warning(f"{model_dir}: no recipe.yaml; a raw dataset folder is converted with the default options")
     return options
+
+
+def training_eval_recordings(model_dir) -> list[str] | None:
+    """The recordings the model was trained without (its recipe's ``eval_recordings``), if any."""
+    import yaml
+
+    recipe_file = Path(str(model_dir)) / "recipe.yaml"
+    if not recipe_file.is_file():
+        return None
+    value = (yaml.safe_load(recipe_file.read_text()) or {}).get("eval_recordings")
+    return [value] if isinstance(value, str) else (list(value) if value else None)
 
 
 def build_parser() -> argparse.ArgumentParser:

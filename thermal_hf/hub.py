@@ -207,6 +207,11 @@ def _imbalance_note(dist: dict[str, dict], label_names: list[str]) -> str:
 def _split_protocol(metrics: dict | None, recipe: dict) -> str:
     options = ((metrics or {}).get("dataset") or {}).get("conversion_options") or {}
     split_by = options.get("split_by") or recipe.get("split_by")
+    if recipe.get("eval_recordings"):
+        held_out = recipe["eval_recordings"]
+        held_out = ", ".join(f"`{r}`" for r in ([held_out] if isinstance(held_out, str) else held_out))
+        return (f"Evaluated on whole recordings held out of training ({held_out}): the numbers estimate performance "
+                "on recordings the model has never seen.")
     if split_by == "recording":
         return ("Train and validation are grouped by recording: no recording appears in both, so the numbers "
                 "estimate performance on unseen recordings of the same rooms and sensors.")

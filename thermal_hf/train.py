@@ -8,7 +8,8 @@ Fixed shape: parse the recipe -> set up logging -> load the data (a raw folder i
 a converted folder is used as is; ``--dataset PATH`` points any recipe at other data) -> build the model (from
 scratch, a saved model folder, or an imported pretrained checkpoint) and its processor -> train (optionally
 resuming) -> evaluate -> save model + processor + ``recipe.yaml`` + ``class_distribution.json`` +
-``eval_report.json`` -> push to the Hub if ``push_to_hub``.
+``eval_report.json`` + ``eval_predictions.json`` -> push to the Hub if ``push_to_hub``. ``eval_recordings`` holds
+whole recordings out of training (all splits pooled), which is how ``thermal-hf benchmark`` builds its folds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .errors import CheckpointError, RecipeError, ThermalDataError
 from .parser import ParsedRecipe, dump_recipe, parse_recipe
@@ -27,6 +30,7 @@ logger = logging.getLogger("thermal_hf.train")
 RECIPE_FILE = "recipe.yaml"
 CLASS_DISTRIBUTION_FILE = "class_distribution.json"
 EVAL_REPORT_FILE = "eval_report.json"
+EVAL_PREDICTIONS_FILE = "eval_predictions.json"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -76,6 +80,71 @@ def resolve_dataset(data_args, training_args) -> Path:
         return ensure_converted(path, cache_dir=data_args.cache_dir, **options)
 
 
+def split_by_recordings(dataset, eval_recordings: list[str], dataset_path) -> tuple:
+    """``(train, eval)``: every split of ``dataset`` pooled, ``eval_recordings`` held out, the rest trained on."""
+    from datasets import concatenate_datasets
+
+    pooled = concatenate_datasets([dataset[name] for name in dataset])
+    recordings = pooled["recording"]
+    known = sorted(set(recordings))
+    unknown = [name for name in eval_recordings if name not in known]
+    if unknown:
+        raise RecipeError(
+            f"recipe key 'eval_recordings': {', '.join(unknown)} not in {dataset_path} (its recordings: {', '.join(known)})"
+        )
+    held_out = set(eval_recordings)
+    eval_rows = [i for i, name in enumerate(recordings) if name in held_out]
+    train_rows = [i for i, name in enumerate(recordings) if name not in held_out]
+    if not train_rows:
+        raise RecipeError("recipe key 'eval_recordings': holds out every recording; nothing is left to train on")
+    return pooled.select(train_rows), pooled.select(eval_rows)
+
+
+@dataclass
+class RunData:
+    """The data a run trains and evaluates on."""
+
+    path: Path  # the converted dataset folder
+    dataset: Any  # its DatasetDict
+    label_names: list[str]
+    train: Any  # the training split, after eval_recordings / max_train_samples
+    eval: Any  # the evaluation split, after eval_recordings / max_eval_samples
+
+
+def load_data(data_args, training_args) -> RunData:
+    """Convert (once) and load the recipe's dataset, then cut its train and eval splits as the recipe says."""
+    from .data.convert import load_converted
+
+    dataset_path = resolve_dataset(data_args, training_args)
+    dataset = load_converted(dataset_path)
+    for split in (data_args.train_split, data_args.eval_split):
+        if split not in dataset:
+            raise ThermalDataError(f"{dataset_path}: no split {split!r} (has {', '.join(dataset)})")
+    label_names = list(dataset[data_args.train_split].features["label"].names)
+    train_split, eval_split = dataset[data_args.train_split], dataset[data_args.eval_split]
+    if data_args.eval_recordings:
+        train_split, eval_split = split_by_recordings(dataset, data_args.eval_recordings, dataset_path)
+        logger.info(f"held-out recordings {data_args.eval_recordings}: {len(train_split)} train / {len(eval_split)} eval")
+    if data_args.max_train_samples is not None:
+        train_split = train_split.select(range(min(data_args.max_train_samples, len(train_split))))
+    if data_args.max_eval_samples is not None:
+        eval_split = eval_split.select(range(min(data_args.max_eval_samples, len(eval_split))))
+    return RunData(dataset_path, dataset, label_names, train_split, eval_split)
+
+
+def build_model_and_processor(model_args, data_args, training_args, label_names):
+    """``(model, processor)`` as the recipe says: from scratch, a saved folder or an imported checkpoint."""
+    from transformers import set_seed
+
+    source = model_args.model_name_or_path
+    if model_args.pretrained:
+        source = import_pretrained(model_args, data_args, training_args, label_names)
+    processor = build_processor(model_args, data_args, source)
+    # Seed before building: `Trainer` seeds only in its __init__, after a from-scratch model got its weights.
+    set_seed(training_args.seed)
+    return build_model(model_args, data_args, training_args, label_names, source), processor
+
+
 def _source_has_processor(source: str | None) -> bool:
     return bool(source) and (Path(source) / "video_preprocessor_config.json").is_file()
 
@@ -92,6 +161,12 @@ def build_processor(model_args, data_args, source: str | None):
     processor.invalid_floor = data_args.invalid_floor
     if model_args.temperature_range is not None:
         processor.temperature_range = tuple(model_args.temperature_range)
+    if model_args.temperature_reference is not None and model_args.temperature_reference != processor.temperature_reference:
+        from .data.transforms import default_temperature_range
+
+        processor.temperature_reference = model_args.temperature_reference
+        if model_args.temperature_range is None:  # the old range was in the other reference's units
+            processor.temperature_range = default_temperature_range(model_args.temperature_reference)
     if (model_args.normalize_mean is None) != (model_args.normalize_std is None):
         raise RecipeError("recipe keys 'normalize_mean' and 'normalize_std' must be set together")
     if model_args.normalize_mean is not None:
@@ -230,6 +305,20 @@ def eval_summary(metrics: dict, eval_counts, train_counts) -> str:
     )
 
 
+def write_eval_predictions(path: Path, compute_metrics, eval_split, label_names) -> None:
+    """Per-clip logits of the last evaluation with each clip's provenance (what `thermal-hf benchmark` pools)."""
+    scores, labels = compute_metrics.last_scores, compute_metrics.last_labels
+    if scores is None or len(labels) != len(eval_split):
+        return
+    columns = {name: list(eval_split[name]) for name in ("recording", "image_id", "keyframe_index", "object_id") if name in eval_split.column_names}
+    path.write_text(json.dumps({
+        "label_names": list(label_names),
+        "labels": [int(v) for v in labels],
+        "logits": [[round(float(v), 6) for v in row] for row in scores],
+        **columns,
+    }) + "\n")
+
+
 def show_predictions(output_dir: str, eval_split, count: int) -> None:
     """Run the saved model through `pipeline("video-classification")` on a few eval clips and print them."""
     import numpy as np
@@ -252,7 +341,6 @@ def show_predictions(output_dir: str, eval_split, count: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def run(parsed: ParsedRecipe) -> dict:
     """Do what the parsed recipe says; returns the final metrics (``train_*`` and ``eval_*``)."""
-    from .data.convert import load_converted
     from .training.data import ThermalClipDataset, collate_clips
     from .training.metrics import make_compute_metrics
     from .training.trainer import ThermalTrainer
@@ -265,24 +353,11 @@ def run(parsed: ParsedRecipe) -> dict:
     )
 
     # data
-    dataset_path = resolve_dataset(data_args, training_args)
-    dataset = load_converted(dataset_path)
-    for split in (data_args.train_split, data_args.eval_split):
-        if split not in dataset:
-            raise ThermalDataError(f"{dataset_path}: no split {split!r} (has {', '.join(dataset)})")
-    label_names = list(dataset[data_args.train_split].features["label"].names)
-    train_split, eval_split = dataset[data_args.train_split], dataset[data_args.eval_split]
-    if data_args.max_train_samples is not None:
-        train_split = train_split.select(range(min(data_args.max_train_samples, len(train_split))))
-    if data_args.max_eval_samples is not None:
-        eval_split = eval_split.select(range(min(data_args.max_eval_samples, len(eval_split))))
+    data = load_data(data_args, training_args)
+    dataset_path, label_names, train_split, eval_split = data.path, data.label_names, data.train, data.eval
 
     # model + processor
-    source = model_args.model_name_or_path
-    if model_args.pretrained:
-        source = import_pretrained(model_args, data_args, training_args, label_names)
-    processor = build_processor(model_args, data_args, source)
-    model = build_model(model_args, data_args, training_args, label_names, source)
+    model, processor = build_model_and_processor(model_args, data_args, training_args, label_names)
 
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     train_ds = ThermalClipDataset(train_split, processor, data_args.augmentation_config(), train=True, seed=seed)
@@ -331,6 +406,7 @@ def run(parsed: ParsedRecipe) -> dict:
             report = {"metrics": {k: v for k, v in metrics.items() if k.startswith("eval_")}, **compute_metrics.last_report,
                       "label_names": label_names, "num_processes": training_args.world_size}
             (output_dir / EVAL_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
+            write_eval_predictions(output_dir / EVAL_PREDICTIONS_FILE, compute_metrics, eval_split, label_names)
             print(eval_summary(metrics, eval_ds.class_counts(len(label_names)), train_ds.class_counts(len(label_names))))
         if training_args.do_train and training_args.show_predictions > 0:
             show_predictions(str(output_dir), eval_split, training_args.show_predictions)

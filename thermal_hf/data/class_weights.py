@@ -2,6 +2,9 @@
 
 * ``inverse_frequency`` (the old MMAction2 integration's formula): ``w_c = N / (K * n_c)`` where ``N`` is the
   number of samples and ``K`` the number of classes *present* (``n_c > 0``); a balanced dataset gets all ones.
+* ``inverse_sqrt_frequency``: ``w_c ∝ 1 / sqrt(n_c)``, normalised like ``inverse_frequency`` (mean weight 1
+  over the samples). A milder correction: with a class of 1 sample among 300, inverse frequency weights it
+  ~300 times a common class and the model learns to answer the rarest classes; the square root gives ~17.
 * ``effective_number`` (Cui et al., "Class-Balanced Loss Based on Effective Number of Samples", CVPR 2019):
   ``w_c ∝ (1 - beta) / (1 - beta ** n_c)``, normalised so the present classes' weights sum to ``K``.
 * ``none``: all ones.
@@ -16,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-WEIGHTINGS = ("inverse_frequency", "effective_number", "none")
+WEIGHTINGS = ("inverse_frequency", "inverse_sqrt_frequency", "effective_number", "none")
 
 
 def class_weights(
@@ -43,6 +46,9 @@ def class_weights(
     weights = np.zeros_like(counts_arr)
     if method == "inverse_frequency":
         weights[present] = counts_arr.sum() / (k * counts_arr[present])
+    elif method == "inverse_sqrt_frequency":
+        raw = 1.0 / np.sqrt(counts_arr[present])
+        weights[present] = raw * counts_arr.sum() / (raw * counts_arr[present]).sum()
     else:
         if not 0.0 <= beta < 1.0:
             raise ValueError(f"beta must be in [0, 1), got {beta}")

@@ -26,6 +26,47 @@ SCALAR_KEYS = (
 )
 
 
+#: scalar keys added at the coarse level when the class names are two-level (``coarse-fine``).
+COARSE_SCALAR_KEYS = ("coarse_accuracy", "coarse_mean_class_accuracy", "coarse_macro_f1")
+
+
+def coarse_groups(label_names: Sequence[str]) -> tuple[list[str], np.ndarray] | None:
+    """``(coarse_names, fine_to_coarse)`` for two-level ``coarse-fine`` class names, else None.
+
+    The users' classes are named ``"lying down-lying with risk"``, ``"transition-normal transition"``...; the part
+    before the first dash is the coarse group (the posture), single words are their own group. Coarse-level
+    metrics say whether the model sees the posture, fine-level ones whether it also reads the context.
+    """
+    names = [str(n) for n in label_names]
+    if not any("-" in n for n in names):
+        return None
+    coarse_of = [n.split("-", 1)[0].strip() for n in names]
+    coarse_names = list(dict.fromkeys(coarse_of))  # first-appearance order
+    return coarse_names, np.asarray([coarse_names.index(c) for c in coarse_of], dtype=np.int64)
+
+
+def to_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Softmax of logits; rows that already are probabilities (non-negative, summing to 1) are kept."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size and scores.min() >= 0 and np.allclose(scores.sum(axis=1), 1.0, atol=1e-4):
+        return scores
+    shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def coarse_scores(scores: np.ndarray, fine_to_coarse: np.ndarray, num_coarse: int) -> np.ndarray:
+    """``(N, num_coarse)`` group scores: the highest probability among each group's classes.
+
+    The max, not the sum: the coarse answer is then always the group of the model's fine answer (what a user
+    reads off the model), and a group of four rare classes cannot outvote the one class the model prefers.
+    Top-k at the coarse level ranks the groups by their best class.
+    """
+    probabilities = to_probabilities(scores)
+    out = np.zeros((probabilities.shape[0], num_coarse), dtype=np.float64)
+    np.maximum.at(out.T, fine_to_coarse, probabilities.T)
+    return out
+
+
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
     """Share of samples whose label is among the ``k`` highest scores (``k`` capped at the number of classes)."""
     if len(labels) == 0:
@@ -57,7 +98,11 @@ def compute_classification_metrics(
         recall; counting them as 0 would punish the model for the split, not for its predictions);
       - ``macro_f1``: mean F1 over the classes present in ``labels`` or predicted (scikit-learn's default set);
       - ``per_class``: ``{name: {precision, recall, f1, support}}`` for every class (0.0 where undefined);
-      - ``confusion_matrix`` (list of lists, rows true, columns predicted) and ``num_samples``.
+      - ``confusion_matrix`` (list of lists, rows true, columns predicted) and ``num_samples``;
+      - for two-level class names (`coarse_groups`), the same at the coarse level under ``coarse_*`` keys
+        (``coarse_accuracy``, ``coarse_mean_class_accuracy``, ``coarse_macro_f1``, ``coarse_per_class``,
+        ``coarse_confusion_matrix``, ``coarse_label_names``): the fine prediction read at the group level
+        (`coarse_scores`).
     """
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
@@ -86,7 +131,7 @@ def compute_classification_metrics(
     in_f1 = present | (predicted > 0)
 
     top1 = float((predictions == labels).mean()) if len(labels) else float("nan")
-    return {
+    report = {
         "accuracy": top1,
         "top1_accuracy": top1,
         "top3_accuracy": top_k_accuracy(scores, labels, 3),
@@ -105,6 +150,16 @@ def compute_classification_metrics(
         "confusion_matrix": matrix.tolist(),
         "num_samples": int(len(labels)),
     }
+    groups = coarse_groups(label_names)
+    if groups is not None and len(labels):
+        coarse_names, fine_to_coarse = groups
+        coarse = compute_classification_metrics(
+            coarse_scores(scores, fine_to_coarse, len(coarse_names)), fine_to_coarse[labels], len(coarse_names), coarse_names
+        )
+        for key in ("accuracy", "mean_class_accuracy", "macro_f1", "per_class", "confusion_matrix"):
+            report[f"coarse_{key}"] = coarse[key]
+        report["coarse_label_names"] = coarse_names
+    return report
 
 
 class ClassificationMetrics:
@@ -113,6 +168,8 @@ class ClassificationMetrics:
     def __init__(self, label_names: Sequence[str]):
         self.label_names = list(label_names)
         self.last_report: dict | None = None
+        self.last_scores: np.ndarray | None = None
+        self.last_labels: np.ndarray | None = None
 
     def __call__(self, eval_pred) -> dict[str, float]:
         scores = eval_pred.predictions
@@ -120,7 +177,9 @@ class ClassificationMetrics:
             scores = scores[0]
         report = compute_classification_metrics(scores, eval_pred.label_ids, len(self.label_names), self.label_names)
         self.last_report = report
-        return {key: report[key] for key in SCALAR_KEYS}
+        self.last_scores = np.asarray(scores, dtype=np.float32)
+        self.last_labels = np.asarray(eval_pred.label_ids).reshape(-1)
+        return {key: report[key] for key in SCALAR_KEYS + COARSE_SCALAR_KEYS if key in report}
 
 
 def make_compute_metrics(label_names: Sequence[str]) -> ClassificationMetrics:
@@ -135,4 +194,8 @@ __all__ = [
     "top_k_accuracy",
     "confusion_matrix",
     "SCALAR_KEYS",
+    "COARSE_SCALAR_KEYS",
+    "coarse_groups",
+    "coarse_scores",
+    "to_probabilities",
 ]

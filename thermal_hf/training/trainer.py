@@ -77,6 +77,9 @@ def classification_loss(
     class_weights: torch.Tensor | None = None,
     label_smoothing: float = 0.0,
     focal_gamma: float | None = None,
+    fine_to_coarse: torch.Tensor | None = None,
+    coarse_weight: float = 0.0,
+    logit_offsets: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-item weighted losses and weights: ``(w_i * l_i, w_i)``, each ``(B,)`` float32.
 
@@ -84,8 +87,17 @@ def classification_loss(
     against the (label-smoothed) target, times ``(1 - p_i) ** focal_gamma`` for the focal loss (``p_i`` the
     predicted probability of the target). ``w_i`` is the target's class weight (1 without weights). The loss of
     a set of items is ``sum(w_i * l_i) / sum(w_i)``.
+
+    Hierarchy: with ``fine_to_coarse`` (``(K,)`` group id of every class) and ``coarse_weight`` > 0, ``l_i`` gains
+    ``coarse_weight`` times the cross-entropy of the coarse group, whose log-probability is the log-sum of its
+    classes' probabilities: a wrong class in the right group (bed vs floor) costs less than a wrong posture.
+
+    Logit adjustment: ``logit_offsets`` ``(K,)`` (``tau * log prior``) are added to the logits inside the loss only,
+    so a rare class must win by a margin in training and the raw logits are prior-free at inference.
     """
     logits = logits.float()
+    if logit_offsets is not None:
+        logits = logits + logit_offsets.to(logits.device)
     num_labels = logits.shape[-1]
     log_probs = F.log_softmax(logits, dim=-1)
     if targets.ndim == 1:
@@ -97,6 +109,16 @@ def classification_loss(
     if focal_gamma is not None:
         p_target = (target_dist * log_probs.exp()).sum(dim=-1).clamp(0.0, 1.0)
         losses = losses * (1.0 - p_target).pow(focal_gamma)
+    if fine_to_coarse is not None and coarse_weight > 0:
+        index = fine_to_coarse.to(log_probs.device).long()
+        num_coarse = int(index.max()) + 1
+        # log p(group) = logsumexp of its classes' log-probabilities; target mass summed per group likewise.
+        grouped = torch.full((logits.shape[0], num_coarse, num_labels), float("-inf"), device=log_probs.device)
+        member = F.one_hot(index, num_coarse).T.bool()  # (G, K)
+        grouped = torch.where(member.unsqueeze(0), log_probs.unsqueeze(1), grouped)
+        coarse_log_probs = torch.logsumexp(grouped, dim=-1)
+        coarse_target = target_dist @ F.one_hot(index, num_coarse).to(log_probs.dtype)
+        losses = losses + coarse_weight * -(coarse_target * coarse_log_probs).sum(dim=-1)
     if class_weights is not None:
         weights = target_dist @ class_weights.to(log_probs)
     else:
@@ -174,6 +196,7 @@ class ThermalTrainer(Trainer):
         if class_weights is None:
             class_weights = self._class_weights_from_dataset()
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.logit_offsets = self._logit_offsets_from_dataset()
         if self.class_weights is not None:
             logger.info(f"class weights ({self.args.class_weighting}): {self.class_weights.tolist()}")
 
@@ -193,6 +216,19 @@ class ThermalTrainer(Trainer):
 
         counts = self.train_dataset.class_counts(self.num_labels)
         return class_weights(counts, method=method, beta=self.args.class_weight_beta)
+
+    def _logit_offsets_from_dataset(self) -> torch.Tensor | None:
+        """``tau * log(prior)`` of the training classes; 0 for classes absent from training (no margin to learn)."""
+        tau = getattr(self.args, "logit_adjustment_tau", 0.0)
+        if not tau:
+            return None
+        if self.train_dataset is None or not hasattr(self.train_dataset, "class_counts"):
+            raise ValueError("logit_adjustment_tau needs a training dataset with class_counts()")
+        counts = np.asarray(self.train_dataset.class_counts(self.num_labels), dtype=np.float64)
+        prior = counts / counts.sum()
+        offsets = np.where(counts > 0, tau * np.log(np.maximum(prior, 1e-12)), 0.0)
+        logger.info(f"logit adjustment (tau {tau}): {np.round(offsets, 2).tolist()}")
+        return torch.as_tensor(offsets, dtype=torch.float32)
 
     # ---- loss -----------------------------------------------------------------------------------------------
     def _item_weights(self, labels: torch.Tensor) -> torch.Tensor:
@@ -219,6 +255,20 @@ class ThermalTrainer(Trainer):
             pixel_values, labels, self.num_labels, self.mixup_alpha, self.cutmix_alpha, generator=self._mix_generator
         )
 
+    def _fine_to_coarse(self) -> torch.Tensor | None:
+        """Group id of every class from the two-level class names (None without a hierarchy or its loss)."""
+        if not self.args.coarse_loss_weight:
+            return None
+        if not hasattr(self, "_coarse_index"):
+            from .metrics import coarse_groups
+
+            config = self.model.config
+            groups = coarse_groups([config.id2label[i] for i in range(config.num_labels)])
+            if groups is None:
+                raise ValueError("coarse_loss_weight needs two-level 'coarse-fine' class names; these have no dash")
+            self._coarse_index = torch.as_tensor(groups[1])
+        return self._coarse_index
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
         labels = inputs.pop("labels", None)
@@ -236,6 +286,9 @@ class ThermalTrainer(Trainer):
             class_weights=self.class_weights,
             label_smoothing=self.args.label_smoothing_factor,
             focal_gamma=self.args.focal_gamma if self.args.loss == "focal" else None,
+            fine_to_coarse=self._fine_to_coarse(),
+            coarse_weight=self.args.coarse_loss_weight,
+            logit_offsets=self.logit_offsets,
         )
         if num_items_in_batch is None:
             loss = weighted.sum() / weights.sum().clamp_min(1e-12)

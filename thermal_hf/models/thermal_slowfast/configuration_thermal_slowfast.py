@@ -45,6 +45,14 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         image_size (`tuple[int, int]`, *optional*, defaults to `(256, 384)`):
             `(height, width)` the backbone runs at. Clips may arrive smaller (the sensor gives 40 x 60): the
             model resizes them on the device, bilinearly per frame.
+        stem_width (`int`, *optional*, defaults to 64):
+            Output channels of the Slow pathway's stem (the Fast one has `stem_width / slowfast_channel_ratio`);
+            every residual stage's width scales with it (stage outputs are 4, 8, 16 and 32 times it). 64 is
+            SlowFast's (and the zoo checkpoints'); 16 or 32 give small, fast models for native 40 x 60 clips.
+        stem_pool (`bool`, *optional*, defaults to `True`):
+            Whether the stem ends with SlowFast's (1, 3, 3) stride-2 max pool. Without it the stages run at twice
+            the resolution: with the stem's stride-2 convolution, a 40 x 60 clip enters the stages at 20 x 30
+            instead of 10 x 15, where a person is still a few cells wide. Parameter-free: weights are unchanged.
         num_channels (`int`, *optional*, defaults to 1):
             Channels of the clip given to `forward` (1 for thermal). A `(B, T, H, W)` clip has 1 channel.
         stem_channels (`int`, *optional*, defaults to 3):
@@ -79,6 +87,8 @@ class ThermalSlowFastConfig(PreTrainedConfig):
     slowfast_fusion_kernel_size: int = 7
     slowfast_fusion_norm_act: bool = True
     image_size: list[int] | tuple[int, int] = (256, 384)
+    stem_width: int = 64
+    stem_pool: bool = True
     num_channels: int = 1
     stem_channels: int = 3
     dropout: float | int = 0.8
@@ -107,7 +117,7 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         if self.model_depth not in SUPPORTED_DEPTHS:
             raise ValueError(f"model_depth must be one of {SUPPORTED_DEPTHS}, got {self.model_depth}")
         for name in ("num_frames", "slow_temporal_stride", "fast_temporal_stride", "slowfast_channel_ratio",
-                     "slowfast_fusion_channel_ratio", "slowfast_fusion_kernel_size", "num_channels",
+                     "slowfast_fusion_channel_ratio", "slowfast_fusion_kernel_size", "stem_width", "num_channels",
                      "stem_channels"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -121,9 +131,9 @@ class ThermalSlowFastConfig(PreTrainedConfig):
                 f"num_frames ({self.num_frames}) must be divisible by slow_temporal_stride "
                 f"({self.slow_temporal_stride}) and fast_temporal_stride ({self.fast_temporal_stride})"
             )
-        if 64 % self.slowfast_channel_ratio:
+        if self.stem_width % self.slowfast_channel_ratio:
             raise ValueError(
-                f"slowfast_channel_ratio ({self.slowfast_channel_ratio}) must divide the stem width 64"
+                f"slowfast_channel_ratio ({self.slowfast_channel_ratio}) must divide stem_width ({self.stem_width})"
             )
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError(f"image_size must be (height, width), each >= 32, got {self.image_size}")

@@ -20,9 +20,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=FutureWarning)
     from pytorchvideo.models.slowfast import FastToSlowFusionBuilder, create_slowfast
 
-# pytorchvideo's stem widths: Slow 64 channels, Fast 64 / beta. Fixed by the pretrained checkpoints.
-_SLOW_STEM_WIDTH = 64
-
 
 def build_slowfast(config: ThermalSlowFastConfig) -> nn.Module:
     """The pytorchvideo SlowFast network described by `config`, with an adaptive pooling head.
@@ -53,7 +50,8 @@ def build_slowfast(config: ThermalSlowFastConfig) -> nn.Module:
         slowfast_channel_reduction_ratio=(config.slowfast_channel_ratio,),
         slowfast_conv_channel_fusion_ratio=config.slowfast_fusion_channel_ratio,
         fusion_builder=fusion_builder,
-        stem_dim_outs=(_SLOW_STEM_WIDTH, _SLOW_STEM_WIDTH // config.slowfast_channel_ratio),
+        stem_dim_outs=(config.stem_width, config.stem_width // config.slowfast_channel_ratio),
+        stem_pool=(nn.MaxPool3d, nn.MaxPool3d) if config.stem_pool else (None, None),
         head_pool=nn.AdaptiveAvgPool3d,
         head_output_size=(1, 1, 1),
         head_activation=None,  # logits out; softmax belongs to the loss / pipeline

@@ -32,6 +32,7 @@ class ThermalVideosKwargs(VideosKwargs, total=False):
 
     invalid_floor: float | None
     temperature_range: tuple[float, float] | list[float] | None
+    temperature_reference: str | None
     mean: float | None
     std: float | None
     start_frame: int | Sequence[int] | None
@@ -58,8 +59,11 @@ class ThermalVideoProcessor(BaseVideoProcessor):
     Args:
         num_frames (`int`, *optional*, defaults to 64): frames per clip given to the model.
         invalid_floor (`float`, *optional*, defaults to -50.0): temperatures below this are invalid pixels.
-        temperature_range (`tuple[float, float]`, *optional*, defaults to `(5.0, 45.0)`): Celsius range
-            mapped to 0..1 (values outside are clipped).
+        temperature_range (`tuple[float, float]`, *optional*): Celsius range mapped to 0..1 (values outside
+            are clipped). Defaults to `(5.0, 45.0)`, or `(-5.0, 15.0)` with `temperature_reference="clip_median"`.
+        temperature_reference (`str`, *optional*, defaults to `"absolute"`): `"absolute"`, or `"clip_median"`:
+            temperatures are taken relative to the clip's median (the room), and `temperature_range` is relative
+            too (e.g. `(-4, 12)`); see `thermal_hf.data.transforms.normalize`.
         mean (`float`, *optional*): mean of the 0..1-scaled clips, for standardisation (with `std`).
         std (`float`, *optional*): standard deviation of the 0..1-scaled clips.
         do_sample_frames (`bool`, *optional*, defaults to `False`): how longer clips are shortened (above).
@@ -76,13 +80,16 @@ class ThermalVideoProcessor(BaseVideoProcessor):
     valid_kwargs = ThermalVideosKwargs
 
     #: Keys written to `video_preprocessor_config.json` (everything else is stock and unused here).
-    _saved_keys = ("num_frames", "invalid_floor", "temperature_range", "mean", "std", "do_sample_frames")
+    _saved_keys = (
+        "num_frames", "invalid_floor", "temperature_range", "temperature_reference", "mean", "std", "do_sample_frames"
+    )
 
     def __init__(
         self,
         num_frames: int = 64,
         invalid_floor: float = transforms.DEFAULT_INVALID_FLOOR,
-        temperature_range: Sequence[float] = transforms.DEFAULT_TEMPERATURE_RANGE,
+        temperature_range: Sequence[float] | None = None,
+        temperature_reference: str = "absolute",
         mean: float | None = None,
         std: float | None = None,
         do_sample_frames: bool = False,
@@ -95,6 +102,13 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         super().__init__()
         self.num_frames = int(num_frames)
         self.invalid_floor = float(invalid_floor)
+        self.temperature_reference = str(temperature_reference)
+        if self.temperature_reference not in transforms.TEMPERATURE_REFERENCES:
+            raise ValueError(
+                f"temperature_reference must be one of {transforms.TEMPERATURE_REFERENCES}, got {temperature_reference!r}"
+            )
+        if temperature_range is None:
+            temperature_range = transforms.default_temperature_range(self.temperature_reference)
         self.temperature_range = tuple(float(v) for v in temperature_range)
         self.mean = None if mean is None else float(mean)
         self.std = None if std is None else float(std)
@@ -128,7 +142,9 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         """Celsius -> model units: clip to `temperature_range`, scale to 0..1, then `(x - mean) / std`."""
         if args or kwargs:
             raise TypeError("ThermalVideoProcessor.normalize(frames) takes its settings from the processor")
-        return transforms.normalize(frames, self.temperature_range, self.mean, self.std)
+        return transforms.normalize(
+            frames, self.temperature_range, self.mean, self.std, reference=self.temperature_reference
+        )
 
     @staticmethod
     def length_indices(total: int, num_frames: int, do_sample_frames: bool = False) -> np.ndarray:

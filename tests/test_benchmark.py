@@ -1,0 +1,236 @@
+"""`thermal-hf benchmark`: fold planning, aggregation math, honest splits, coverage, reproducibility, CLI errors.
+
+The end-to-end tests train the tiny recipe for one step on a dataset smaller than the shared `synthetic_root`
+(4 recordings SY01_R1, SY01_R2, SY02_R1, SY02_R2 with 2 keyframes each): evaluating that fixture's ~120 clips per
+fold would take about a minute on 2 cores, and these tests only need every recording to hold a few clips.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from thermal_hf.benchmark import aggregate, main, plan_folds, recording_group
+from thermal_hf.errors import RecipeError
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "recipes" / "tiny.yaml"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Fold planning (no data, no training)
+# ---------------------------------------------------------------------------------------------------------------
+def test_grouped_holds_out_the_last_recording_of_each_group_in_natural_order():
+    names = ["SL18_R10", "SL14_R1", "SL14_R4", "SL18_R2", "SL14_R2", "SL18_R4", "SL14_R1"]
+    (fold,) = plan_folds(names, "grouped")
+    assert fold.test_recordings == ["SL14_R4", "SL18_R10"]  # R10 after R4: natural, not lexicographic, order
+    assert fold.train_recordings == ["SL14_R1", "SL14_R2", "SL18_R2", "SL18_R4"]
+    assert recording_group("SL14_R4") == "SL14"
+
+
+def test_grouped_rules_and_errors():
+    # a group with one recording is held out whole: that room is never trained on
+    (fold,) = plan_folds(["A_R1", "A_R2", "B_R1"], "grouped")
+    assert fold.test_recordings == ["A_R2", "B_R1"] and fold.train_recordings == ["A_R1"]
+    (fold,) = plan_folds(["A_R1", "A_R2", "B_R1"], "grouped", eval_recordings=["A_R1"])
+    assert fold.name == "A_R1" and fold.train_recordings == ["A_R2", "B_R1"]
+    with pytest.raises(RecipeError, match="nothing is left to train on"):
+        plan_folds(["A_R1", "B_R1"], "grouped")
+    with pytest.raises(RecipeError, match="unknown recording.*NOPE"):
+        plan_folds(["A_R1", "A_R2"], "grouped", eval_recordings=["NOPE"])
+
+
+def test_leave_one_recording_out_and_given_folds():
+    folds = plan_folds(["B_R1", "A_R2", "A_R1"], "leave_one_recording_out")
+    assert [f.name for f in folds] == ["A_R1", "A_R2", "B_R1"]
+    for fold in folds:
+        assert fold.test_recordings == [fold.name]
+        assert sorted(fold.train_recordings + fold.test_recordings) == ["A_R1", "A_R2", "B_R1"]
+    with pytest.raises(RecipeError, match="at least 2 recordings"):
+        plan_folds(["A_R1"], "leave_one_recording_out")
+    (given,) = plan_folds(["A_R1", "A_R2"], "given")
+    assert given.name == "given" and given.test_recordings is None
+    with pytest.raises(RecipeError, match="only applies to --protocol grouped"):
+        plan_folds(["A_R1", "A_R2"], "given", eval_recordings=["A_R1"])
+    with pytest.raises(RecipeError, match="unknown protocol 'random'"):
+        plan_folds(["A_R1", "A_R2"], "random")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Aggregation on hand-made logits
+# ---------------------------------------------------------------------------------------------------------------
+NAMES = ["a-x", "a-y", "b-z"]  # coarse groups a (classes 0, 1) and b (class 2)
+
+
+def _fold(labels, logits):
+    return {"labels": np.array(labels), "logits": np.array(logits, dtype=float)}
+
+
+def _hand_made():
+    # two folds (labels [0, 1] and [2, 2]) x two seeds
+    seed0 = [_fold([0, 1], [[2, 0, 0], [0, 2, 0]]), _fold([2, 2], [[0, 0, 2], [2, 0, 0]])]  # predicts 0 1 | 2 0
+    seed1 = [_fold([0, 1], [[2, 0, 0], [1, 0, 0]]), _fold([2, 2], [[0, 0, 2], [0, 0, 3]])]  # predicts 0 0 | 2 2
+    train_counts = [[1, 5, 0], [3, 3, 4]]  # majority: class 1, then class 2 (but group a is the larger group)
+    return [seed0, seed1], train_counts
+
+
+def test_aggregate_per_seed_mean_std_and_pooled_recall():
+    predictions, train_counts = _hand_made()
+    agg = aggregate(NAMES, predictions, train_counts)
+    s0, s1 = agg["per_seed"]
+    assert s0["top1_accuracy"] == s1["top1_accuracy"] == 0.75  # pooled over the two folds: 3 of 4 clips
+    assert s0["mean_class_accuracy"] == pytest.approx((1 + 1 + 0.5) / 3)
+    assert s1["mean_class_accuracy"] == pytest.approx((1 + 0 + 1) / 3)
+    assert agg["mean"]["mean_class_accuracy"] == pytest.approx(0.75)
+    assert agg["std"]["mean_class_accuracy"] == pytest.approx((5 / 6 - 2 / 3) / np.sqrt(2))  # sample std, ddof 1
+    assert agg["std"]["top1_accuracy"] == 0.0
+    # coarse: seed 0 gets clip 4 (b) wrong, seed 1 all right
+    assert s0["coarse_top1_accuracy"] == 0.75 and s1["coarse_top1_accuracy"] == 1.0
+    recall = agg["per_class_recall"]
+    assert recall["a-x"] == {"recall": 1.0, "support": 1}
+    assert recall["a-y"] == {"recall": 0.5, "support": 1}  # right in seed 0, wrong in seed 1
+    assert recall["b-z"] == {"recall": 0.75, "support": 2}  # 1 of 2, then 2 of 2
+    assert agg["coarse_per_class_recall"]["b"] == {"recall": 0.75, "support": 2}
+
+
+def test_aggregate_ensemble_averages_probabilities_clip_by_clip():
+    predictions, train_counts = _hand_made()
+    agg = aggregate(NAMES, predictions, train_counts)
+    # clip 2: softmax(0,2,0) and softmax(1,0,0) average to class 1 (0.50 vs 0.34); clip 4: softmax(2,0,0) and
+    # softmax(0,0,3) average to class 2 (0.51 vs 0.42). Averaging logits instead would tie or differ.
+    assert agg["ensemble"]["top1_accuracy"] == 1.0
+    assert agg["ensemble"]["mean_class_accuracy"] == 1.0
+    assert agg["mean"]["top1_accuracy"] == 0.75
+
+
+def test_aggregate_majority_baseline_from_each_folds_training_split():
+    predictions, train_counts = _hand_made()
+    base = aggregate(NAMES, predictions, train_counts)["baseline"]
+    # fold 0 answers class 1 (labels 0, 1: one right), fold 1 answers class 2 (labels 2, 2: both right)
+    assert base["top1_accuracy"] == 0.75
+    assert base["mean_class_accuracy"] == pytest.approx((0 + 1 + 1) / 3)
+    # coarse: fold 0's prior says group a (right twice); fold 1's prior puts 6 of 10 in group a, but the coarse
+    # answer is the group of the majority class (b-z), as for the model: both b clips are right
+    assert base["coarse_top1_accuracy"] == 1.0
+    assert aggregate(NAMES, predictions, train_counts)["majority_class_per_fold"] == ["a-y", "b-z"]
+
+
+def test_aggregate_refuses_seeds_that_evaluated_other_clips():
+    predictions, train_counts = _hand_made()
+    predictions[1][0] = _fold([1, 0], [[2, 0, 0], [1, 0, 0]])
+    with pytest.raises(ValueError, match="fold 0: seed 1"):
+        aggregate(NAMES, predictions, train_counts)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end (tiny recipe, one training step per run)
+# ---------------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_dataset(tmp_path_factory):
+    from thermal_hf.data.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("bench_data")
+    raw = generate_dataset(root / "raw", recordings=4, seed=0, frames_per_recording=64, keyframes_per_recording=2)
+    return raw, root / "cache"  # one conversion (cache) shared by every run of this module
+
+
+def _extras(cache):
+    return ["--", "--max_steps", "1", "--num_frames", "8", "--per_device_train_batch_size", "2",
+            "--per_device_eval_batch_size", "8", "--cache_dir", str(cache)]
+
+
+def _bench(small_dataset, out, protocol, *flags):
+    raw, cache = small_dataset
+    argv = [str(TINY), "--dataset", str(raw), "--protocol", protocol, "--output", str(out), *flags, *_extras(cache)]
+    assert main(argv) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def _predictions(run):
+    return json.loads((Path(run["output_dir"]) / "eval_predictions.json").read_text())
+
+
+def _all_samples(results):
+    from thermal_hf.data.convert import load_converted
+
+    dataset = load_converted(results["converted_dataset"])
+    return Counter(
+        (r, i, k) for split in dataset.values()
+        for r, i, k in zip(split["recording"], split["image_id"], split["keyframe_index"])
+    )
+
+
+@pytest.mark.slow
+def test_grouped_seeds_reuse_and_reproducibility(small_dataset, tmp_path, capsys):
+    out = tmp_path / "grouped"
+    first = _bench(small_dataset, out, "grouped", "--seeds", "2")
+    (fold,) = first["folds"]
+    assert fold["test_recordings"] == ["SY01_R2", "SY02_R2"]
+    assert not set(fold["test_recordings"]) & set(fold["train_recordings"])
+    assert sorted(fold["test_recordings"] + fold["train_recordings"]) == sorted({k[0] for k in _all_samples(first)})
+    for run in first["runs"]:  # what was really evaluated: held-out recordings only, every clip of them
+        assert set(_predictions(run)["recording"]) <= set(fold["test_recordings"])
+        assert len(_predictions(run)["labels"]) == fold["test_samples"]
+    # seeds: recipe seed (0) + i, each run trained with its own
+    assert first["seeds"] == [0, 1] and [r["seed"] for r in first["runs"]] == [0, 1]
+    import yaml
+
+    saved = [yaml.safe_load((Path(r["output_dir"]) / "recipe.yaml").read_text()) for r in first["runs"]]
+    assert [s["seed"] for s in saved] == [0, 1]
+    assert all(s["load_best_model_at_end"] is False and s["split_by"] == "annotations" for s in saved)
+    assert _predictions(first["runs"][0])["logits"] != _predictions(first["runs"][1])["logits"]
+    md = (out / "results.md").read_text()
+    assert "| model, mean ± std over 2 seeds |" in md and "majority baseline" in md and "thermal-hf benchmark" in md
+    seed0_logits = _predictions(first["runs"][0])["logits"]
+
+    # the same command again: the finished run is reused, not retrained
+    capsys.readouterr()
+    again = _bench(small_dataset, out, "grouped", "--seeds", "1")
+    assert again["runs"][0]["reused"] is True and "(reused)" in capsys.readouterr().out
+    assert again["aggregate"]["per_seed"][0] == first["aggregate"]["per_seed"][0]
+
+    # --overwrite retrains: the same seed gives the same logits and metrics
+    rerun = _bench(small_dataset, out, "grouped", "--seeds", "1", "--overwrite")
+    assert rerun["runs"][0]["reused"] is False
+    assert _predictions(rerun["runs"][0])["logits"] == seed0_logits
+    assert rerun["aggregate"]["per_seed"][0] == first["aggregate"]["per_seed"][0]
+
+
+@pytest.mark.slow
+def test_leave_one_recording_out_predicts_every_sample_once(small_dataset, tmp_path):
+    results = _bench(small_dataset, tmp_path / "loro", "leave_one_recording_out", "--seeds", "1")
+    folds = results["folds"]
+    assert [f["name"] for f in folds] == ["SY01_R1", "SY01_R2", "SY02_R1", "SY02_R2"]
+    pooled = Counter()
+    for fold, run in zip(folds, results["runs"]):
+        predictions = _predictions(run)
+        assert set(predictions["recording"]) == {fold["name"]}
+        pooled.update(zip(predictions["recording"], predictions["image_id"], predictions["keyframe_index"]))
+    # a multiset: a keyframe with two people is two samples with the same (recording, image_id, keyframe_index)
+    assert pooled == _all_samples(results)
+    assert sum(results["aggregate"]["per_class_recall"][n]["support"] for n in results["label_names"]) == sum(pooled.values())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI errors
+# ---------------------------------------------------------------------------------------------------------------
+def test_cli_errors_exit_2_naming_the_problem(small_dataset, tmp_path, capsys):
+    raw, cache = small_dataset
+    cases = [
+        ([str(TINY), "--protocol", "random"], "invalid choice: 'random'"),
+        ([str(tmp_path / "nope.yaml"), "--protocol", "grouped"], "nope.yaml: file not found"),
+        ([str(TINY), "--protocol", "grouped", "--dataset", str(tmp_path / "missing")], "missing: folder not found"),
+        ([str(TINY), "--protocol", "grouped", "--dataset", str(raw), "--", "--output_dir", "x"], "--output_dir after `--`"),
+        ([str(TINY), "--protocol", "grouped", "--dataset", str(raw), "--eval_recordings", "SY09_R1",
+          "--output", str(tmp_path / "o"), *_extras(cache)], "unknown recording(s) SY09_R1"),
+        ([str(TINY), "--protocol", "grouped", "--seeds", "0"], "--seeds must be at least 1"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and message in err, (argv, err)
+    assert not (tmp_path / "o").exists()  # nothing trained, nothing written
