@@ -676,3 +676,11 @@ def test_model_card_names_held_out_recordings():
     text = _split_protocol({}, {"eval_recordings": ["SL14_R4", "SL18_R4"], "split_by": "annotations"})
     assert "`SL14_R4`, `SL18_R4`" in text and "never seen" in text
     assert "memorisation" in _split_protocol({}, {"split_by": "annotations"})
+
+
+@pytest.mark.parametrize("size_in,size_out", [((30, 45), (40, 60)), ((40, 60), (40, 60)), ((17, 52), (40, 60)), ((40, 60), (20, 30))])
+def test_resize_matches_torch_bilinear(size_in, size_out):
+    # the crop augmentation's resize (matrix products) must equal torch's bilinear, half-pixel-centre resize
+    clip = np.random.default_rng(1).uniform(10, 40, (5, *size_in)).astype(np.float32)
+    expected = F.interpolate(torch.from_numpy(clip)[:, None], size=size_out, mode="bilinear", align_corners=False)[:, 0]
+    np.testing.assert_allclose(transforms._resize(clip, *size_out), expected.numpy(), atol=1e-4)
