@@ -3,7 +3,9 @@
 Loss (`compute_loss`)
     Cross-entropy or focal loss, with class weights (``class_weighting``), label smoothing
     (``label_smoothing_factor``) and mixup/cutmix soft targets, always computed in float32 (logits are upcast,
-    so bf16/fp16 autocast only affects the network).
+    so bf16/fp16 autocast only affects the network). Optionally logit-adjusted (``logit_adjustment_tau``: the
+    training prior's log added to the logits inside the loss) and with a coarse-group term
+    (``coarse_loss_weight``, for two-level ``coarse-fine`` class names).
 
     Normalisation (why the numbers add up under gradient accumulation and several processes): the loss of an
     optimizer step is
