@@ -384,26 +384,26 @@ def training_conversion_options(model_dir, model) -> dict:
     it on windows of the recordings it trained on; reading the recipe keeps the split the model was tuned for.
     A model without a recipe (imported, or trained elsewhere) gets the `thermal-hf convert` defaults.
     """
+    options = {"num_frames": int(model.config.num_frames)}
+    recipe = _training_recipe(model_dir)
+    if recipe is None:
+        logger.warning(f"{model_dir}: no recipe.yaml; a raw dataset folder is converted with the default options")
+    else:
+        options.update({opt: recipe[key] for key, opt in _CONVERSION_KEYS.items() if key in recipe})
+    return options
+
+
+def _training_recipe(model_dir) -> dict | None:
+    """The ``recipe.yaml`` the model was trained with (None for a model without one)."""
     import yaml
 
-    options = {"num_frames": int(model.config.num_frames)}
     recipe_file = Path(str(model_dir)) / "recipe.yaml"
-    if recipe_file.is_file():
-        recipe = yaml.safe_load(recipe_file.read_text()) or {}
-        options.update({opt: recipe[key] for key, opt in _CONVERSION_KEYS.items() if key in recipe})
-    else:
-        logger.warning(f"{model_dir}: no recipe.yaml; a raw dataset folder is converted with the default options")
-    return options
+    return (yaml.safe_load(recipe_file.read_text()) or {}) if recipe_file.is_file() else None
 
 
 def training_eval_recordings(model_dir) -> list[str] | None:
     """The recordings the model was trained without (its recipe's ``eval_recordings``), if any."""
-    import yaml
-
-    recipe_file = Path(str(model_dir)) / "recipe.yaml"
-    if not recipe_file.is_file():
-        return None
-    value = (yaml.safe_load(recipe_file.read_text()) or {}).get("eval_recordings")
+    value = (_training_recipe(model_dir) or {}).get("eval_recordings")
     return [value] if isinstance(value, str) else (list(value) if value else None)
 
 
