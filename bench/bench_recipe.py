@@ -2,19 +2,23 @@
 
     .venv/bin/python bench/bench_recipe.py [RECIPE ...] [--real-data PATH] [--device cpu|cuda] [--bf16]
         [--channels-last] [--compile] [--cudnn-benchmark] [--steps 6] [--batch-size B] [--json OUT]
+        [-- --recipe_key value ...]
     # GPU: ... recipes/thermal_native.yaml recipes/slowfast.yaml --device cuda [--bf16] --real-data PATH
 
 Each recipe (default recipes/thermal_native.yaml) goes through `parse_recipe([recipe, "--dataset", ..., "--output_dir",
 tmp, overrides])` and train.py's own steps (`load_data`: conversion, eval_recordings, max_train_samples;
 `build_model_and_processor`: processor, seeded model; ThermalClipDataset with the recipe's augmentations, collate_clips,
 ThermalTrainer). Overridden: max_steps, report_to none, save_strategy no, what a train-only run needs
-(eval_strategy no, load_best_model_at_end false, callbacks none), disable_tqdm, use_cpu (from --device), precision
+(eval_strategy no, load_best_model_at_end false, callbacks none), dataloader_drop_last (every timed step has the
+warm-up's batch shape), disable_tqdm, use_cpu (from --device), precision
 (fp32, or bf16 with --bf16, so rows compare like with like: slowfast.yaml's `mixed_precision: auto` is not used)
-and, with --batch-size, per_device_train_batch_size. Workers, optimizer, sampling, mixup stay the recipe's.
+and, with --batch-size, per_device_train_batch_size. Workers, optimizer, sampling, mixup stay the recipe's, unless
+given after `--` (e.g. `-- --dataloader_num_workers 8`), where any recipe key can be overridden for every recipe.
 
 Measured per recipe:
   1. data: ThermalClipDataset (clean, fit_length, augment, normalize) + collate_clips in the main process over
-     --data-batches random batches after a warm-up batch: windows/s;
+     --data-batches random batches after a warm-up batch: windows/s; with --data-workers N also through a
+     torch DataLoader with N worker processes (whole shuffled epochs after a warm-up epoch): "loader windows/s";
   2. train: ThermalTrainer.train, --warmup-steps then --steps timed optimizer steps: clips/s. "data share" = main-
      process data time of a step / trainer time of a step (train clips/s / data windows/s; > 100%: the main process
      alone cannot feed the trainer, workers must). "loader wait" = share of the timed steps the loop really waited
@@ -99,7 +103,10 @@ def _recipe_overrides(args, dataset: Path, output_dir: Path, cache_dir: Path | N
             "--max_steps", str(args.warmup_steps + args.steps), "--report_to", "none", "--save_strategy", "no",
             # A train-only run: no evaluation, so nothing that depends on one (best model, early stopping).
             "--eval_strategy", "no", "--do_eval", "false", "--load_best_model_at_end", "false", "--callbacks", "none",
-            "--push_to_hub", "false", "--disable_tqdm", "true", "--use_cpu", str(args.device == "cpu").lower()]
+            "--push_to_hub", "false", "--disable_tqdm", "true", "--use_cpu", str(args.device == "cpu").lower(),
+            # Every timed step sees the batch shape the warm-up steps saw: an epoch's short last batch is a new shape,
+            # and with --cudnn-benchmark (or --compile) a new shape is re-tuned (re-compiled) inside the timed steps.
+            "--dataloader_drop_last", "true"]
     over += ["--mixed_precision", "bf16"] if args.bf16 else ["--mixed_precision", "no", "--bf16", "false", "--fp16", "false"]
     if cache_dir is not None:
         over += ["--cache_dir", str(cache_dir)]
@@ -107,7 +114,7 @@ def _recipe_overrides(args, dataset: Path, output_dir: Path, cache_dir: Path | N
         over += ["--torch_compile", "true"]
     if args.batch_size:
         over += ["--per_device_train_batch_size", str(args.batch_size)]
-    return over
+    return over + list(args.overrides)  # last: the command line after `--` wins
 
 
 def measure(recipe: str, args) -> dict:
@@ -166,6 +173,17 @@ def measure(recipe: str, args) -> dict:
         started = time.perf_counter()
         windows = sum(len(collate_clips([train_ds[int(i)] for i in idx])["labels"]) for idx in batches[1:])
         data_wps = windows / (time.perf_counter() - started)
+        loader_wps = None
+        if args.data_workers:  # the same path through a DataLoader with worker processes (how training feeds a GPU)
+            loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, shuffle=True, num_workers=args.data_workers,
+                                                 collate_fn=collate_clips, persistent_workers=True)
+            for _ in loader:  # warm-up epoch: workers started, page cache filled
+                pass
+            started, windows = time.perf_counter(), 0
+            for _ in range(max(1, args.data_batches * bs // len(train_ds))):
+                windows += sum(len(batch["labels"]) for batch in loader)
+            loader_wps = windows / (time.perf_counter() - started)
+            del loader
         rss_data = _rss_mib()
 
         # ---- 2. training ----
@@ -240,18 +258,24 @@ def measure(recipe: str, args) -> dict:
                 m.compile()  # in place: the pipeline still sees the model class and its config
             return m
 
-        classifier = pipeline("video-classification", model=str(saved), device=torch.device(args.device))
-        classifier.model = prepared(classifier.model)
-        latencies = []
-        for _ in range(args.repeats + 2):
-            sync()
-            t = time.perf_counter()
-            with autocast():
-                classifier(clip)
-            sync()
-            latencies.append(1000 * (time.perf_counter() - t))
-        pipeline_ms = statistics.median(latencies[2:])
-        del classifier
+        pipeline_ms = pipeline_error = None
+        try:  # the stock pipeline needs PyAV (a dependency of thermal-hf): its absence must not lose the rows above
+            classifier = pipeline("video-classification", model=str(saved), device=torch.device(args.device))
+        except ImportError as err:
+            pipeline_error = str(err).strip().splitlines()[0]
+            print(f"[bench_recipe] pipeline not measured: {pipeline_error}", file=sys.stderr)
+        else:
+            classifier.model = prepared(classifier.model)
+            latencies = []
+            for _ in range(args.repeats + 2):
+                sync()
+                t = time.perf_counter()
+                with autocast():
+                    classifier(clip)
+                sync()
+                latencies.append(1000 * (time.perf_counter() - t))
+            pipeline_ms = statistics.median(latencies[2:])
+            del classifier
 
         infer_model, infer_processor = load_model_and_processor(saved, args.device)
         infer_model = prepared(infer_model)
@@ -273,10 +297,11 @@ def measure(recipe: str, args) -> dict:
             "input": f"{config.num_frames} x {config.image_size[0]} x {config.image_size[1]}",
             "batch": clips_per_step, "workers": training_args.dataloader_num_workers,
             "precision": "bf16" if training_args.bf16 else ("fp16" if training_args.fp16 else "fp32"),
-            "data_windows_per_s": data_wps, "train_clips_per_s": train_cps,
+            "data_windows_per_s": data_wps, "loader_windows_per_s": loader_wps, "loader_workers": args.data_workers,
+            "train_clips_per_s": train_cps,
             "data_share": train_cps / data_wps, "loader_wait_share": wait_s / (t1 - t0),
             "train_split_size": len(train_ds), "epoch_s_derived": len(train_ds) / train_cps,
-            "pipeline_ms_per_clip": pipeline_ms,
+            "pipeline_ms_per_clip": pipeline_ms, "pipeline_error": pipeline_error,
             "recording": recordings[0].name, "recording_windows": len(rows), "recording_clips_per_s": recording_cps,
             "peak_rss_mib": {"data": rss_data, "train": rss_train, "inference": _rss_mib()},
             "gpu_peak_gib": {"train": train_gib,
@@ -321,10 +346,11 @@ def print_table(command: str, options: str, results: list[dict]) -> None:
             print(f"| {r['recipe']} | failed: {r['error']} |" + " |" * 15)
             continue
         rss, gpu = r["peak_rss_mib"], r["gpu_peak_gib"]
+        loader = f" ({r['loader_workers']} workers: {r['loader_windows_per_s']:.1f})" if r.get("loader_windows_per_s") else ""
         print(f"| {r['recipe']} | {r['params_m']:.2f} | {r['input']} | {r['batch']} | {r['precision']} | {r['workers']} | "
-              f"{r['machine']['torch_threads']} | {r['data_windows_per_s']:.1f} | {r['train_clips_per_s']:.2f} | "
+              f"{r['machine']['torch_threads']} | {r['data_windows_per_s']:.1f}{loader} | {r['train_clips_per_s']:.2f} | "
               f"{r['data_share']:.0%} | {r['loader_wait_share']:.0%} | {r['epoch_s_derived']:.0f} "
-              f"({r['train_split_size']} clips) | {r['pipeline_ms_per_clip']:.1f} | {r['recording_clips_per_s']:.2f} "
+              f"({r['train_split_size']} clips) | {_fmt(r['pipeline_ms_per_clip'], '.1f')} | {r['recording_clips_per_s']:.2f} "
               f"({r['recording_windows']} windows) | {rss['data']:.0f} / {rss['train']:.0f} / {rss['inference']:.0f} | "
               f"{_fmt(gpu['train'], '.2f')} / {_fmt(gpu['inference'], '.2f')} | {_fmt(r['gpu_util_pct'], '.0f')} |")
 
@@ -344,10 +370,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup-steps", type=int, default=2, help="untimed optimizer steps before them")
     p.add_argument("--batch-size", type=int, default=None, help="override per_device_train_batch_size")
     p.add_argument("--data-batches", type=int, default=8, help="batches timed in the data measurement")
+    p.add_argument("--data-workers", type=int, default=0,
+                   help="also time whole epochs of a DataLoader with this many worker processes (0: skip)")
     p.add_argument("--repeats", type=int, default=20, help="pipeline calls timed")
     p.add_argument("--json", type=Path, default=None, help="also write the numbers here")
     p.add_argument("--_result", type=Path, default=None, help=argparse.SUPPRESS)  # child mode: one recipe
-    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, overrides = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = p.parse_args(own)
+    args.overrides = overrides
     if args.bf16 and args.device == "cpu":
         p.error("--bf16 is for --device cuda (CPU bf16 autocast is not what these recipes run on a CPU)")
     if args.steps < 1 or args.warmup_steps < 0:
@@ -358,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # One child process per recipe (per-recipe peak RSS, the recipe's env: applied before torch loads).
-    passed = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in args.recipes]
+    passed = [a for a in own if a not in args.recipes]
     if args.json is not None:  # the parent writes the JSON; children get everything else
         i = passed.index("--json") if "--json" in passed else None
         passed = passed[:i] + passed[i + 2:] if i is not None else [a for a in passed if not a.startswith("--json=")]
@@ -368,14 +399,16 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(tmp) / f"{n}.json"
             print(f"[bench_recipe] {recipe} ...", file=sys.stderr, flush=True)
             # Children's stdout (Trainer's log lines) goes to stderr so stdout holds only the table.
-            code = subprocess.run([sys.executable, str(Path(__file__).resolve()), recipe, *passed, "--_result", str(out)],
-                                  stdout=sys.stderr).returncode
+            child = [sys.executable, str(Path(__file__).resolve()), recipe, *passed, "--_result", str(out)]
+            code = subprocess.run(child + (["--", *overrides] if overrides else []), stdout=sys.stderr).returncode
             results.append(json.loads(out.read_text()) if code == 0 and out.exists()
                            else {"recipe": recipe, "error": f"exit status {code} (see stderr)"})
     command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
     options = ", ".join(f"--{k.replace('_', '-')}" for k in ("bf16", "channels_last", "compile", "cudnn_benchmark",
                                                              "flush_denormal") if getattr(args, k)) or "none"
     options += f"; {args.warmup_steps} warm-up + {args.steps} timed steps; data: {args.real_data or 'synthetic'}"
+    if overrides:
+        options += f"; recipe overrides: {shlex.join(overrides)}"
     print_table(command, options, results)
     if args.json is not None:
         args.json.write_text(json.dumps({"command": command, "options": options, "results": results}, indent=2) + "\n")

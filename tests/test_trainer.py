@@ -248,3 +248,16 @@ def test_trainer_uses_balanced_sampler(tmp_path):
     trainer = ThermalTrainer(model=ToyClassifier(), args=make_args(tmp_path), train_dataset=ToyClips(),
                              data_collator=collate_clips, sampling="class_balanced")
     assert isinstance(trainer._get_train_sampler(), ClassBalancedSampler)
+
+
+def test_collate_clips_stacks_arrays_and_tensors_and_falls_back_for_bf16():
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal((8, 4, 6)).astype(np.float32) for _ in range(3)]
+    mixed = [clips[0], torch.from_numpy(clips[1]), torch.from_numpy(clips[2])]
+    batch = collate_clips([{"pixel_values": clip, "labels": i} for i, clip in enumerate(mixed)])
+    assert batch["pixel_values"].dtype == torch.float32 and batch["pixel_values"].shape == (3, 8, 4, 6)
+    torch.testing.assert_close(batch["pixel_values"], torch.stack([torch.from_numpy(c) for c in clips]))
+    assert batch["labels"].tolist() == [0, 1, 2] and batch["labels"].dtype == torch.long
+    # numpy cannot hold bf16: the collate falls back to torch.stack and keeps the dtype
+    bf16 = [{"pixel_values": torch.from_numpy(c).to(torch.bfloat16), "labels": 0} for c in clips]
+    assert collate_clips(bf16)["pixel_values"].dtype == torch.bfloat16

@@ -76,6 +76,10 @@ def repair_invalid(
         raise ValueError(f"repair_invalid expects frames of shape (T, H, W), (H, W) or (B, T, H, W); got {frames.shape}")
 
     out = np.array(frames, dtype=np.float32, copy=True)
+    # Fast path for the usual clean window: two reductions, no mask allocated (NaN makes min() NaN, so it fails
+    # the test and takes the full path, as do -273.2 and +-inf).
+    if out.size and out.min() >= floor and out.max() < np.inf:
+        return out
     mask = invalid_mask(out, floor)
     if not mask.any():
         return out
@@ -171,16 +175,24 @@ def normalize(
         raise ValueError(f"temperature_range must be (low, high) with high > low; got {temperature_range}")
     if reference not in TEMPERATURE_REFERENCES:
         raise ValueError(f"reference must be one of {TEMPERATURE_REFERENCES}; got {reference!r}")
-    out = np.asarray(frames, dtype=np.float32)
-    if reference == "clip_median" and out.size:
-        out = out - clip_median(out)
-    out = np.clip(out, low, high)
-    out = (out - np.float32(low)) / np.float32(high - low)
     if mean is not None or std is not None:
         if mean is None or std is None or float(std) <= 0:
             raise ValueError(f"normalize needs both mean and a positive std; got mean={mean}, std={std}")
-        out = (out - np.float32(mean)) / np.float32(std)
-    return out.astype(np.float32, copy=False)
+    frames = np.asarray(frames, dtype=np.float32)
+    # One new array, then every step in place: a 64 x 40 x 60 clip is 600 KB, and each fresh array of that size is
+    # page-faulted in again, which cost more than the arithmetic. Same operations in the same order as
+    # `(clip(x - median, low, high) - low) / (high - low)`, so the values are bit-identical.
+    if reference == "clip_median" and frames.size:
+        out = np.subtract(frames, clip_median(frames), dtype=np.float32)
+    else:
+        out = np.array(frames, dtype=np.float32, copy=True)
+    np.clip(out, np.float32(low), np.float32(high), out=out)
+    out -= np.float32(low)
+    out /= np.float32(high - low)
+    if mean is not None:
+        out -= np.float32(mean)
+        out /= np.float32(std)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -265,49 +277,60 @@ def augment(
     frames = np.asarray(frames, dtype=np.float32)
     if frames.ndim != 3:
         raise ValueError(f"augment expects a clip of shape (T, H, W); got {frames.shape}")
-    out = frames.copy()
+    # `out` is a view of the input until a step makes a new array (`owned`); in-place steps copy first. Few
+    # allocations matter: each fresh 600 KB clip is page-faulted in again (see `normalize`).
+    out, owned = frames, False
     box = None if bbox is None else np.asarray(bbox, dtype=np.float32).reshape(4).copy()
     num_frames, height, width = out.shape
 
     if config.temporal_jitter > 0:
         shift = int(rng.integers(-config.temporal_jitter, config.temporal_jitter + 1))
         if shift:
-            out = out[np.clip(np.arange(num_frames) + shift, 0, num_frames - 1)]
+            out, owned = out[np.clip(np.arange(num_frames) + shift, 0, num_frames - 1)], True
 
+    # The crop and both flips are drawn first (in this order, the random stream of earlier versions) and the flips
+    # are then folded into the crop's interpolation matrices: flipping the matrices flips the result exactly.
+    crop = None
     if config.random_resized_crop_scale is not None:
-        top, left, crop_h, crop_w = _sample_crop(height, width, config, rng)
-        if (crop_h, crop_w) != (height, width):
-            out = _resize(out[:, top : top + crop_h, left : left + crop_w], height, width)
-            if box is not None:
-                box = _crop_box(box, top, left, crop_h, crop_w, height, width)
-
-    if config.horizontal_flip_prob > 0 and rng.random() < config.horizontal_flip_prob:
-        out = out[:, :, ::-1]
-        if box is not None:
-            box[0] = 1.0 - box[0]
-
+        crop = _sample_crop(height, width, config, rng)
+        if crop[2:] == (height, width):
+            crop = None
+        elif box is not None:
+            box = _crop_box(box, *crop, height, width)
+    flip_h = config.horizontal_flip_prob > 0 and rng.random() < config.horizontal_flip_prob
     # Drawn only when enabled, so recipes without it keep their random stream (and results) unchanged.
-    if config.vertical_flip_prob > 0 and rng.random() < config.vertical_flip_prob:
-        out = out[:, ::-1, :]
-        if box is not None:
-            box[1] = 1.0 - box[1]
+    flip_v = config.vertical_flip_prob > 0 and rng.random() < config.vertical_flip_prob
+    if box is not None:
+        box[0] = 1.0 - box[0] if flip_h else box[0]
+        box[1] = 1.0 - box[1] if flip_v else box[1]
+    if crop is not None:
+        top, left, crop_h, crop_w = crop
+        out, owned = _resize(out[:, top : top + crop_h, left : left + crop_w], height, width, flip_v, flip_h), True
+    else:
+        out = out[:, ::-1 if flip_v else 1, ::-1 if flip_h else 1]
+        owned = owned and not (flip_h or flip_v)
 
     if config.temperature_gain > 0 or config.temperature_offset > 0:
         gain = 1.0 + rng.uniform(-config.temperature_gain, config.temperature_gain) if config.temperature_gain else 1.0
         offset = rng.uniform(-config.temperature_offset, config.temperature_offset) if config.temperature_offset else 0.0
         # Scale the contrast around the background so the room stays near its temperature and only people change.
         background = _frame_backgrounds(out)[:, None, None]
-        out = (out - background) * np.float32(gain) + background + np.float32(offset)
+        out, owned = (out if owned else np.array(out, dtype=np.float32, order="C")), True
+        out -= background  # ((out - background) * gain + background) + offset, in place
+        out *= np.float32(gain)
+        out += background
+        out += np.float32(offset)
 
     if config.random_erasing_prob > 0 and rng.random() < config.random_erasing_prob:
-        out = np.ascontiguousarray(out)
+        out, owned = (out if owned else np.array(out, dtype=np.float32, order="C")), True
         top, left, eh, ew = _sample_erase(height, width, rng)
         out[:, top : top + eh, left : left + ew] = _frame_backgrounds(out)[:, None, None]
 
     if config.sensor_noise_std > 0:
-        out = out + rng.standard_normal(size=out.shape, dtype=np.float32) * np.float32(config.sensor_noise_std)
+        out, owned = out + rng.standard_normal(size=out.shape, dtype=np.float32) * np.float32(config.sensor_noise_std), True
 
-    out = np.ascontiguousarray(out, dtype=np.float32)
+    # Never the caller's array: "the input is never modified" also holds for whoever modifies the output.
+    out = out if owned and out.flags.c_contiguous else np.array(out, dtype=np.float32, order="C")
     if box is not None:
         box = np.clip(box, 0.0, 1.0).astype(np.float32)
     return out, box
@@ -357,17 +380,20 @@ def _sample_erase(height: int, width: int, rng: np.random.Generator) -> tuple[in
     return (height - eh) // 2, (width - ew) // 2, eh, ew
 
 
-def _resize(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+def _resize(frames: np.ndarray, height: int, width: int, flip_v: bool = False, flip_h: bool = False) -> np.ndarray:
     """Bilinear resize of every frame of ``(T, h, w)`` to ``(T, height, width)``.
 
     Half-pixel centres, identical to torch's ``interpolate(mode="bilinear", align_corners=False)`` up to float
     rounding. Done as two small matrix products, ``rows @ frame @ cols``, with the interpolation matrices cached
     per size: 3x faster than gathering rows and columns (0.6 against 1.75 ms for a 64-frame clip; the crop was
     the data path's largest step). The products are (40 x h) @ (h x w) per frame, far below the size at which
-    BLAS starts threads, so data-loader workers do not spin on a busy CPU.
+    BLAS starts threads, so data-loader workers do not spin on a busy CPU. ``flip_v`` / ``flip_h`` mirror the
+    result up-down / left-right at no cost (the matrices' rows / columns reversed: the same sums, reordered).
     """
     frames = np.asarray(frames, dtype=np.float32)
     rows, cols = _resize_matrices(frames.shape[1], frames.shape[2], height, width)
+    rows = np.ascontiguousarray(rows[::-1]) if flip_v else rows
+    cols = np.ascontiguousarray(cols[:, ::-1]) if flip_h else cols
     return rows @ frames @ cols
 
 
