@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_recipe.py [RECIPE ...] [--real-data PATH] [--device cpu|cuda] [--bf16]
         [--channels-last] [--compile] [--cudnn-benchmark] [--steps 6] [--batch-size B] [--json OUT]
-        [-- --recipe_key value ...]
+        [--data-workers N] [-- --recipe_key value ...]
     # GPU: ... recipes/thermal_native.yaml recipes/slowfast.yaml --device cuda [--bf16] --real-data PATH
 
 Each recipe (default recipes/thermal_native.yaml) goes through `parse_recipe([recipe, "--dataset", ..., "--output_dir",

@@ -684,3 +684,30 @@ def test_resize_matches_torch_bilinear(size_in, size_out):
     clip = np.random.default_rng(1).uniform(10, 40, (5, *size_in)).astype(np.float32)
     expected = F.interpolate(torch.from_numpy(clip)[:, None], size=size_out, mode="bilinear", align_corners=False)[:, 0]
     np.testing.assert_allclose(transforms._resize(clip, *size_out), expected.numpy(), atol=1e-4)
+
+
+def test_flips_folded_into_the_crop_equal_flipping_the_cropped_clip():
+    clip = np.random.default_rng(3).normal(20.0, 3.0, (8, 40, 60)).astype(np.float32)
+    crop = dict(random_resized_crop_scale=(0.4, 0.8))
+    for flips, axes in ((dict(horizontal_flip_prob=1.0), (2,)), (dict(vertical_flip_prob=1.0), (1,)),
+                        (dict(horizontal_flip_prob=1.0, vertical_flip_prob=1.0), (1, 2))):
+        for seed in range(5):
+            flipped, _ = transforms.augment(clip, None, transforms.AugmentationConfig(**crop, **flips),
+                                            np.random.default_rng(seed))
+            plain, _ = transforms.augment(clip, None, transforms.AugmentationConfig(**crop), np.random.default_rng(seed))
+            np.testing.assert_allclose(flipped, np.flip(plain, axes), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("config", [
+    {}, {"horizontal_flip_prob": 1.0}, {"vertical_flip_prob": 1.0, "temperature_gain": 0.2},
+    {"temporal_jitter": 3}, {"random_resized_crop_scale": (0.5, 0.9), "random_erasing_prob": 1.0},
+])
+def test_augment_returns_a_fresh_contiguous_array_and_leaves_the_input_alone(config):
+    clip = np.random.default_rng(4).normal(20.0, 3.0, (8, 40, 60)).astype(np.float32)
+    before = clip.copy()
+    out, _ = transforms.augment(clip, None, transforms.AugmentationConfig(**config), np.random.default_rng(0))
+    assert out.flags.c_contiguous and out.dtype == np.float32 and out.shape == clip.shape
+    assert not np.shares_memory(out, clip)
+    np.testing.assert_array_equal(clip, before)
+    out += 1.0  # writing to the output must not reach the caller's clip
+    np.testing.assert_array_equal(clip, before)
