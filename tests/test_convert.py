@@ -291,6 +291,7 @@ def test_clip_reader_matches_numpy_format(converted):
         row = npds[i]
         sample = reader[i]
         assert sample["frames"].dtype == np.float32 and sample["frames"].tobytes() == row["frames"].tobytes()
+        assert not sample["frames"].flags.writeable  # a view of the memory-mapped file, never written through
         assert sample["label"] == row["label"] and sample["recording"] == row["recording"]
         np.testing.assert_array_equal(sample["bbox"], row["bbox"])
     shuffled = ds.shuffle(seed=1).select(range(4))

@@ -77,6 +77,25 @@ def test_card_is_rendered_from_real_results(card_model_dir):
     assert "never appear in training" in card  # imbalance note names the absent classes
 
 
+def test_card_says_how_windows_are_timed(card_model_dir, tmp_path):
+    import shutil
+
+    from thermal_hf.hub import _dataset_section, render_model_card
+    from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
+
+    assert "consecutive frames cover different durations" in render_model_card(card_model_dir, repo_id="org/t")
+    model_dir = tmp_path / "timed"
+    shutil.copytree(card_model_dir, model_dir)
+    num_frames = ThermalVideoProcessor.from_pretrained(card_model_dir).num_frames
+    ThermalVideoProcessor(num_frames=num_frames, frame_rate=1.5).save_pretrained(model_dir)
+    card = render_model_card(model_dir, repo_id="org/t")
+    assert "consecutive frames cover" not in card
+    assert f"{num_frames} instants 0.67 s apart ({num_frames / 1.5:.1f} s)" in card
+    assert "at 1.5 frames/s" in card  # the input row of the card's table
+    section = _dataset_section({"dataset": {"conversion_options": {"frame_rate": 1.5}}}, None)
+    assert "windows of frames resampled at 1.5 frames/s" in section and "`frame_rate=1.5`" in section
+
+
 def test_card_without_results_is_an_explicit_choice(tiny_model_dir):
     from thermal_hf.hub import ModelCardError, render_model_card
 

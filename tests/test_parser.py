@@ -82,6 +82,20 @@ def test_command_line_overrides_every_type(tmp_path):
     assert train.report_to == ["tensorboard"]
 
 
+def test_command_line_null_switches_off_an_optional_key(tmp_path):
+    text = BASE + "frame_rate: 1.5\nmax_train_samples: 100\n"
+    _, data, _ = parse(tmp_path, text=text).as_tuple()
+    assert (data.frame_rate, data.max_train_samples) == (1.5, 100)
+    _, data, _ = parse(tmp_path, "--frame_rate", "null", "--max_train_samples", "None", text=text).as_tuple()
+    assert (data.frame_rate, data.max_train_samples) == (None, None)
+    _, data, _ = parse(tmp_path, "--frame_rate", "6", text=text).as_tuple()
+    assert data.frame_rate == 6.0
+    with pytest.raises(RecipeError, match="frame_rate.*invalid float value: 'fast'"):
+        parse(tmp_path, "--frame_rate", "fast", text=text)
+    with pytest.raises(RecipeError, match="num_frames.*invalid int value"):  # not optional: no null
+        parse(tmp_path, "--num_frames", "null")
+
+
 def test_bool_true_and_no_flag(tmp_path):
     parsed = parse(tmp_path, "--do_eval", "false", "--eval_strategy", "no", "--callbacks", "none", "--skip_invalid", "true")
     assert parsed.training_args.do_eval is False and parsed.data_args.skip_invalid is True

@@ -113,3 +113,30 @@ def test_split_by_recording(real_data_root, tmp_path):
     train, val = report.split_recordings["train"], report.split_recordings["validation"]
     assert len(val) == 2 and len(train) == 6 and not set(train) & set(val)
     assert report.num_samples["train"] + report.num_samples["validation"] == 500
+
+
+def test_frame_rate_windows_span_the_same_time(real_data_root, tmp_path):
+    """The shipped native recipe's windows: 16 instants at 1.5 frames/s on bursty timestamps (35 ms to 2.6 s apart)."""
+    from thermal_hf.data.windows import time_window_indices
+
+    report = convert_dataset(real_data_root, tmp_path / "fr", target="keyframe", num_frames=16, frame_rate=1.5)
+    assert report.options["frame_rate"] == 1.5
+    dd = load_converted(tmp_path / "fr")
+    assert (dd["train"].num_rows, dd["validation"].num_rows) == (314, 73)
+    rows = dd["train"].with_format("numpy")[:]
+    stamps = {}
+    for rec in sorted(set(rows["recording"])):
+        with h5py.File(real_data_root / "frames" / f"{rec}.h5") as f:
+            stamps[rec] = f["timestamps"][:]
+    spans = []
+    for i in range(len(rows["label"])):
+        rec, k = rows["recording"][i], int(rows["keyframe_index"][i])
+        idx, before, after = time_window_indices(stamps[rec], k, 16, 1.5)
+        np.testing.assert_array_equal(rows["timestamps"][i], stamps[rec][idx])
+        assert rows["padded_frames"][i] == before + after
+        assert rows["timestamps"][i][8] == stamps[rec][k]  # the keyframe is the centre slot
+        if not before + after:
+            spans.append((rows["timestamps"][i][-1] - rows["timestamps"][i][0]) / 1000)
+    # Every unpadded window spans 10 s of the recording (15 steps of 2/3 s, give or take the nearest frame's
+    # distance), whatever the sensor's rate around it; 64 consecutive recorded frames span 9.3 to 14.7 s here.
+    assert len(spans) > 250 and 8.0 < min(spans) and max(spans) < 12.0

@@ -261,3 +261,47 @@ def test_collate_clips_stacks_arrays_and_tensors_and_falls_back_for_bf16():
     # numpy cannot hold bf16: the collate falls back to torch.stack and keeps the dtype
     bf16 = [{"pixel_values": torch.from_numpy(c).to(torch.bfloat16), "labels": 0} for c in clips]
     assert collate_clips(bf16)["pixel_values"].dtype == torch.bfloat16
+
+
+def _collate_and_report_sharing(batch):
+    out = collate_clips(batch)
+    out["built_in_shared_memory"] = torch.tensor(out["pixel_values"].is_shared())
+    return out
+
+
+def test_collate_clips_in_a_worker_stacks_into_shared_memory():
+    clips = [np.full((4, 3, 2), float(i), dtype=np.float32) for i in range(5)]
+    items = [{"pixel_values": c, "labels": i} for i, c in enumerate(clips)]
+    loader = torch.utils.data.DataLoader(items, batch_size=2, num_workers=1, collate_fn=_collate_and_report_sharing)
+    batches = list(loader)
+    assert [b["labels"].tolist() for b in batches] == [[0, 1], [2, 3], [4]]
+    for b in batches:  # no second copy into shared memory on the way to the main process
+        assert b["built_in_shared_memory"].item()
+        torch.testing.assert_close(b["pixel_values"], torch.stack([torch.from_numpy(clips[i]) for i in b["labels"]]))
+    assert not collate_clips(items[:2])["pixel_values"].is_shared()  # the main process: plain numpy memory
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_dataset_items_equal_the_processor_steps_and_leave_the_data_alone(converted_dataset, train):
+    """Clean windows skip the repair's copy; the items are still exactly clean -> fit -> augment -> normalize."""
+    from thermal_hf.data.convert import load_converted
+    from thermal_hf.data.transforms import AugmentationConfig, augment, has_invalid
+    from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
+    from thermal_hf.training.data import ThermalClipDataset
+
+    split = load_converted(converted_dataset)["train"]
+    processor = ThermalVideoProcessor(num_frames=12)  # the converted windows hold 16 frames: fit_length cuts
+    config = AugmentationConfig(random_resized_crop_scale=(0.6, 1.0), horizontal_flip_prob=0.5, temperature_gain=0.2,
+                                temporal_jitter=2)
+    dataset = ThermalClipDataset(split, processor, config, train=train, seed=3)
+    reference = ThermalClipDataset(split, processor, config, train=train, seed=3)._generator()
+    before = [np.array(dataset._reader.frames(i)) for i in range(len(dataset))]
+    flags = {has_invalid(frames) for frames in before}
+    assert flags == {True, False}, "the synthetic split needs windows with and without invalid pixels"
+    for i in range(len(dataset)):
+        frames = processor.fit_length(processor.clean(before[i]))
+        if train:
+            frames, _ = augment(frames, None, config, reference)
+        np.testing.assert_array_equal(dataset[i]["pixel_values"].numpy(), processor.normalize(frames))
+    for i in range(len(dataset)):  # the memory-mapped rows are untouched
+        np.testing.assert_array_equal(dataset._reader.frames(i), before[i])

@@ -9,6 +9,8 @@ both the data and the model need live in one place and flow from there:
 - `num_frames` (DataArguments): the window length of the conversion, the clip length the processor gives, and
   the model config's `num_frames`.
 - `invalid_floor` (DataArguments): the conversion's `invalid_floor` and the processor's cleaning floor.
+- `frame_rate` (DataArguments): the conversion's time resampling of windows, and the processor's (and so the
+  saved model's) frame rate, with which `predict` and the pipeline cut windows out of a recording.
 - `seed` (TrainingArguments): the training seed; the conversion's split seed is `split_seed`.
 - `label_smoothing_factor` (TrainingArguments): label smoothing of our loss (no separate `label_smoothing`).
 
@@ -143,6 +145,14 @@ class DataArguments:
     num_frames: int = field(
         default=64, metadata={"help": "Frames per clip: conversion window, processor output and model num_frames."}
     )
+    frame_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Resample every window on the recordings' timestamps at this many frames per second (nearest "
+            "recorded frame), so num_frames always spans num_frames / frame_rate seconds; None: every recorded "
+            "frame. Saved with the model: inference on a recording resamples the same way."
+        },
+    )
     split_by: str = field(default="annotations", metadata={"help": "annotations (the users' split) or recording."})
     val_fraction: float = field(default=0.2, metadata={"help": "Validation share when split_by=recording."})
     split_seed: int = field(default=0, metadata={"help": "Seed of the split_by=recording split."})
@@ -184,6 +194,9 @@ class DataArguments:
         _check_choice("sampling", self.sampling, SAMPLINGS)
         if self.num_frames < 1:
             raise RecipeError(f"recipe key 'num_frames': expected a positive integer; got {self.num_frames}")
+        if self.frame_rate is not None and not self.frame_rate > 0:
+            raise RecipeError(f"recipe key 'frame_rate': expected a positive number of frames per second or null; "
+                              f"got {self.frame_rate}")
         self.random_resized_crop_scale = _pair("random_resized_crop_scale", self.random_resized_crop_scale)
         self.random_resized_crop_ratio = _pair("random_resized_crop_ratio", self.random_resized_crop_ratio)
         if isinstance(self.eval_recordings, str):
@@ -208,6 +221,7 @@ class DataArguments:
         return dict(
             target=self.target,
             num_frames=self.num_frames,
+            frame_rate=self.frame_rate,
             split_by=self.split_by,
             val_fraction=self.val_fraction,
             seed=self.split_seed,

@@ -159,7 +159,7 @@ def evaluate(
     label_names = [model.config.id2label[i] for i in range(num_labels)]
 
     with accelerator.main_process_first():  # a raw folder is converted once, by the main process
-        dataset_path = ensure_converted(dataset_dir, **training_conversion_options(model_dir, model))
+        dataset_path = ensure_converted(dataset_dir, **training_conversion_options(model_dir, model, processor))
     dsd = load_converted(dataset_path)
     if split not in dsd:
         raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")
@@ -377,14 +377,17 @@ _CONVERSION_KEYS = {"target": "target", "split_by": "split_by", "val_fraction": 
                     "split_seed": "seed", "invalid_floor": "invalid_floor", "skip_invalid": "skip_invalid"}
 
 
-def training_conversion_options(model_dir, model) -> dict:
+def training_conversion_options(model_dir, model, processor=None) -> dict:
     """Conversion options for a raw dataset folder: those the model was trained with (its ``recipe.yaml``).
 
     Evaluating a model trained on a split grouped by recording on the annotation files' own split would score
     it on windows of the recordings it trained on; reading the recipe keeps the split the model was tuned for.
-    A model without a recipe (imported, or trained elsewhere) gets the `thermal-hf convert` defaults.
+    A model without a recipe (imported, or trained elsewhere) gets the `thermal-hf convert` defaults. The window
+    length and frame rate are the model's own (its config and its processor), whatever the recipe says.
     """
     options = {"num_frames": int(model.config.num_frames)}
+    if getattr(processor, "frame_rate", None) is not None:
+        options["frame_rate"] = float(processor.frame_rate)
     recipe = _training_recipe(model_dir)
     if recipe is None:
         logger.warning(f"{model_dir}: no recipe.yaml; a raw dataset folder is converted with the default options")

@@ -298,6 +298,16 @@ def _framework_versions() -> str:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+def _window_note(num_frames: int, frame_rate: float | None) -> str:
+    if not frame_rate:
+        return (f"Windows of {num_frames} consecutive frames cover different durations on different recordings "
+                "because the frame rate of the sensors varies; very short or very long actions may be misjudged.")
+    return (f"Windows are {num_frames} instants {1 / frame_rate:.2f} s apart ({num_frames / frame_rate:.1f} s), "
+            "each the recorded frame nearest in time, so they span the same time whatever the sensor's rate. "
+            "The bundled processor and `thermal-hf predict` resample HDF5 recordings the same way from their "
+            f"timestamps; a numpy clip given directly must already be at {frame_rate:g} frames/s.")
+
+
 def render_model_card(
     model_dir: str | Path,
     metrics: Mapping[str, Any] | str | Path | None = None,
@@ -330,6 +340,8 @@ def render_model_card(
     if not (model_dir / "config.json").is_file():
         raise ThermalDataError(f"{model_dir}: no config.json; expected a folder written by save_pretrained")
     config = _read_json(model_dir / "config.json")
+    processor_file = model_dir / "video_preprocessor_config.json"
+    frame_rate = (_read_json(processor_file) if processor_file.is_file() else {}).get("frame_rate")
 
     if metrics is None and (model_dir / "metrics.json").is_file():
         metrics = model_dir / "metrics.json"
@@ -384,9 +396,12 @@ def render_model_card(
         "num_labels": str(len(label_names) or config.get("num_labels", "?")),
         "architecture": f"SlowFast R{depth} (pytorchvideo), `{config.get('model_type', 'thermal_slowfast')}`",
         "input_description": (
-            f"{num_frames} frames x {height} x {width} thermal pixels in degrees Celsius, cleaned and normalised by "
-            f"the bundled video processor, resized to {size[0]} x {size[1]} inside the model"
+            f"{num_frames} frames x {height} x {width} thermal pixels in degrees Celsius"
+            + (f" at {frame_rate:g} frames/s" if frame_rate else "")
+            + f", cleaned and normalised by the bundled video processor, resized to {size[0]} x {size[1]} inside "
+            "the model"
         ),
+        "window_note": _window_note(num_frames, frame_rate),
         "base_checkpoint": base,
         "dataset_id": f"`{dataset_id}`" if dataset_id else "see *Training data* below",
         "usage_snippet": _usage_snippet(repo_id or str(model_dir), num_frames, height, width),
@@ -419,8 +434,10 @@ def _dataset_section(metrics: dict | None, dataset_id: str | None) -> str:
     opts = ds.get("conversion_options") or {}
     if opts:
         lines.append("Conversion options: " + ", ".join(f"`{k}={v}`" for k, v in sorted(opts.items())) + ".")
+    frames = (f"frames resampled at {opts['frame_rate']:g} frames/s on the recordings' timestamps"
+              if opts.get("frame_rate") else "consecutive frames")
     lines.append(
-        "Samples are windows of consecutive frames around annotated keyframes of ceiling-mounted thermal sensor "
+        f"Samples are windows of {frames} around annotated keyframes of ceiling-mounted thermal sensor "
         "recordings (40 x 60 pixels, degrees Celsius), one label per target."
     )
     return "\n\n".join(lines)

@@ -8,6 +8,7 @@ line is parsed on top with `parse_args_into_dataclasses`. Written by hand here o
 - the YAML merge (`env:` block, key check),
 - unknown keys (YAML or command line) -> `RecipeError` naming the key and the closest valid keys (difflib),
   and no argparse abbreviations (``--learning_rat`` is an error, not ``--learning_rate``),
+- ``--key null`` (or ``none``) for an optional key: None, as ``key: null`` in YAML (`_accept_null`),
 - the ``env:`` block: ``env: {OMP_NUM_THREADS: 4}`` sets environment variables before torch, accelerate or
   CUDA read them. A variable already set in the shell wins (the shell is the command line's level).
 
@@ -21,6 +22,7 @@ import difflib
 import enum
 import os
 import sys
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,12 +100,44 @@ def _make_parser(types, prog: str | None):
         def error(self, message):
             raise RecipeError(message)
 
-    return _RecipeArgumentParser(
+    parser = _RecipeArgumentParser(
         types,
         prog=prog,
         allow_abbrev=False,  # `--learning_rat` must be an unknown key, not silently `--learning_rate`
         description="Train from a flat YAML recipe; any key can be overridden as --key value.",
     )
+    _accept_null(parser, types)
+    return parser
+
+
+_NULL_WORDS = ("null", "none", "~")
+
+
+def _accept_null(parser, types) -> None:
+    """Let ``--key null`` (or ``none``) set an optional scalar key to None, as ``key: null`` does in YAML.
+
+    `HfArgumentParser` gives an ``int | None`` field the plain ``int`` converter, so a recipe's value could not
+    be switched off from the command line (``--frame_rate null``).
+    """
+    optional = set()
+    for t in types:
+        # From the annotations: HfArgumentParser rewrites each field's `type` (``float | None`` -> ``float``).
+        hints = typing.get_type_hints(t)
+        optional |= {f.name for f in dataclasses.fields(t)
+                     if f.init and f.default is None and type(None) in typing.get_args(hints.get(f.name))}
+    for action in parser._actions:
+        if action.dest in optional and action.nargs is None and callable(action.type):
+            action.type = _null_or(action.type)
+
+
+def _null_or(convert):
+    def converter(value):
+        if isinstance(value, str) and value.strip().lower() in _NULL_WORDS:
+            return None
+        return convert(value)
+
+    converter.__name__ = getattr(convert, "__name__", "value")  # argparse names it in "invalid float value"
+    return converter
 
 
 def valid_keys(types) -> list[str]:

@@ -30,7 +30,10 @@ It differs from the stock pipeline only where that helps thermal data: it accept
 ``keyframe_index`` (edge windows are padded by repeating frames, as in training), it does not force even
 subsampling (a longer clip is cut by the processor's own rule, ``do_sample_frames`` in its config; default: the
 centre ``num_frames``, same frame rate as training), and it rejects a ``(B, T, H, W)`` array (the stock pipeline
-would silently answer for its first clip only: pass a list instead).
+would silently answer for its first clip only: pass a list instead). A model whose processor has a
+``frame_rate`` (trained on windows resampled in time) reads these windows at that rate on the file's timestamps:
+``start_frame`` starts the window at that frame's time, ``keyframe_index`` centres it there. An array input has
+no timestamps and is taken as already at that rate.
 
 To slide a model over whole recordings, in batches and with a timeline, use ``thermal-hf predict``.
 """

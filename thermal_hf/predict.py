@@ -9,7 +9,12 @@ Windows of ``num_frames`` consecutive frames (from the model config) start every
 window is aligned to the end of the recording so the tail is covered, and a recording shorter than a window gives
 one window padded like training windows. Frames are read from the HDF5 file through a rolling buffer: each
 batch reads only the rows it adds to the previous one, so memory stays at about
-``(batch_size - 1) * stride + num_frames`` frames whatever the recording's length. Every window goes through the
+``(batch_size - 1) * stride + num_frames`` frames whatever the recording's length.
+
+A model trained on windows resampled in time (its processor's ``frame_rate``) gets its windows the same way:
+``num_frames`` instants ``1 / frame_rate`` s apart on the file's timestamps, each the nearest recorded frame; a
+window starts every ``stride / frame_rate`` seconds and the last one ends at the last timestamp. Each batch reads
+only the rows its windows span. Every window goes through the
 model's ``ThermalVideoProcessor`` (the training preprocessing, including invalid-pixel repair), and its scores are
 the pipeline's (softmax).
 
@@ -89,11 +94,36 @@ def window_starts(total: int, num_frames: int, stride: int) -> np.ndarray:
     return starts
 
 
+def time_window_plan(timestamps: np.ndarray, num_frames: int, frame_rate: float, stride: int) -> np.ndarray:
+    """Frame indices ``(W, num_frames)`` of the sliding windows resampled at ``frame_rate`` on ``timestamps``.
+
+    Window k starts ``k * stride / frame_rate`` s after the first timestamp; the last one ends at the last
+    timestamp, so the tail is covered; a recording shorter than one window gives one window centred on its middle
+    (edge frames repeat, as in training).
+    """
+    from thermal_hf.data.windows import nearest_frames
+
+    if stride < 1:
+        raise ValueError(f"stride must be >= 1, got {stride}")
+    stamps = np.asarray(timestamps, dtype=np.float64)
+    step = 1000.0 / float(frame_rate)
+    span = (num_frames - 1) * step
+    first, last = float(stamps[0]), float(stamps[-1])
+    if last - first <= span:
+        starts = np.array([(first + last) / 2 - (num_frames // 2) * step])
+    else:
+        starts = first + np.arange(0.0, last - first - span + 1e-6, stride * step)
+        if starts[-1] < last - span - 1e-6:
+            starts = np.append(starts, last - span)
+    return nearest_frames(stamps, starts[:, None] + np.arange(num_frames) * step)
+
+
 @dataclass
 class _Batch:
     starts: np.ndarray  # window start frames
     clips: list[np.ndarray]  # raw Celsius (n, H, W), n == num_frames except for a too-short recording
     timestamps: list[np.ndarray]  # per window, int64 ms (empty arrays when the file has none)
+    indices: list[np.ndarray]  # per window, the recording's frame index of each of its frames
 
 
 def iter_window_batches(path: Path, num_frames: int, stride: int, batch_size: int) -> Iterator[_Batch]:
@@ -130,7 +160,30 @@ def iter_window_batches(path: Path, num_frames: int, stride: int, batch_size: in
                 a, e = int(s) - lo, min(int(s) + num_frames, total) - lo
                 clips.append(buf[a:e])
                 ts.append(buf_ts[a:e])
-            yield _Batch(batch, clips, ts)
+            yield _Batch(batch, clips, ts, [np.arange(int(s), min(int(s) + num_frames, total)) for s in batch])
+
+
+def iter_time_window_batches(path: Path, num_frames: int, frame_rate: float, stride: int,
+                             batch_size: int) -> Iterator[_Batch]:
+    """Yield batches of raw windows resampled at ``frame_rate`` (`time_window_plan`), one read per batch."""
+    import h5py
+
+    from thermal_hf.models.thermal_slowfast.video_processing_thermal_slowfast import read_timestamps
+
+    with h5py.File(path, "r") as handle:
+        if "frames" not in handle or handle["frames"].ndim != 3:
+            raise ThermalDataError(f"{path}: expected a 'frames' dataset float32 [N, H, W] (degrees Celsius)")
+        frames = handle["frames"]
+        total = int(frames.shape[0])
+        if total == 0:
+            raise ThermalDataError(f"{path}: 'frames' holds no frame")
+        stamps = read_timestamps(handle, path, total, frame_rate)
+        plan = time_window_plan(stamps, num_frames, frame_rate, stride)
+        for b in range(0, len(plan), batch_size):
+            batch = plan[b : b + batch_size]
+            lo, hi = int(batch.min()), int(batch.max()) + 1
+            block = np.asarray(frames[lo:hi], dtype=np.float32)
+            yield _Batch(batch[:, 0], [block[idx - lo] for idx in batch], [stamps[idx] for idx in batch], list(batch))
 
 
 def predict_recording(
@@ -153,6 +206,7 @@ def predict_recording(
     if not path.is_file():
         raise ThermalDataError(f"recording not found: {path}")
     num_frames = int(model.config.num_frames)
+    frame_rate = getattr(processor, "frame_rate", None)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
@@ -162,24 +216,30 @@ def predict_recording(
 
     with h5py.File(path, "r") as handle:
         total = int(handle["frames"].shape[0]) if "frames" in handle else 0
-        if "timestamps" in handle and total:
-            first_ts = int(handle["timestamps"][0])
-        else:
-            logger.warning("%s: no 'timestamps' dataset; times are left empty, frame indices still given", path)
-    n_windows = len(window_starts(max(total, 1), num_frames, stride))
+        stamps = np.asarray(handle["timestamps"][:], dtype=np.int64) if "timestamps" in handle and total else None
+    if stamps is not None and len(stamps):
+        first_ts = int(stamps[0])
+    else:
+        logger.warning("%s: no 'timestamps' dataset; times are left empty, frame indices still given", path)
+    if frame_rate is None:
+        n_windows = len(window_starts(max(total, 1), num_frames, stride))
+        batches = iter_window_batches(path, num_frames, stride, batch_size)
+    else:  # iter_time_window_batches raises a clear error for a file without timestamps
+        n_windows = len(time_window_plan(stamps, num_frames, frame_rate, stride)) if first_ts is not None else None
+        batches = iter_time_window_batches(path, num_frames, frame_rate, stride, batch_size)
     bar = tqdm(total=n_windows, desc=path.stem, unit="window", disable=(not progress) if progress is not None else None)
     with torch.inference_mode():
-        for batch in iter_window_batches(path, num_frames, stride, batch_size):
+        for batch in batches:
             inputs = processor(batch.clips, num_frames=num_frames, return_tensors="pt")
             logits = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=dtype)).logits
             probs = postprocess_probabilities(logits.float().cpu().numpy(), model.config.problem_type)
-            for start, clip, ts, p in zip(batch.starts, batch.clips, batch.timestamps, probs):
-                start, n = int(start), len(clip)
+            for idx, clip, ts, p in zip(batch.indices, batch.clips, batch.timestamps, probs):
+                n = len(clip)
                 row: dict[str, Any] = {
                     "window": len(rows),
-                    "start_frame": start,
-                    "end_frame": start + n - 1,
-                    "centre_frame": min(start + num_frames // 2, start + n - 1),
+                    "start_frame": int(idx[0]),
+                    "end_frame": int(idx[-1]),
+                    "centre_frame": int(idx[min(num_frames // 2, n - 1)]),
                 }
                 if len(ts):
                     centre = ts[min(num_frames // 2, n - 1)]
@@ -313,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("recordings", nargs="+", type=Path, help="HDF5 recording(s) (frames + timestamps)")
     p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
     p.add_argument("--output_dir", required=True, type=Path)
-    p.add_argument("--stride", type=int, default=8, help="frames between window starts (default 8)")
+    p.add_argument("--stride", type=int, default=8,
+                   help="frames between window starts (default 8); for a model with a frame_rate, frames of the "
+                        "model's rate, i.e. stride / frame_rate seconds")
     p.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default 8)")
     p.add_argument("--annotations", type=Path, help="COCO annotation file whose keyframes are overlaid")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")

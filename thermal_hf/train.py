@@ -158,6 +158,7 @@ def build_processor(model_args, data_args, source: str | None):
     else:
         processor = ThermalVideoProcessor()
     processor.num_frames = data_args.num_frames
+    processor.frame_rate = data_args.frame_rate  # the windows' time resampling, reproduced at inference
     processor.invalid_floor = data_args.invalid_floor
     if model_args.temperature_range is not None:
         processor.temperature_range = tuple(model_args.temperature_range)

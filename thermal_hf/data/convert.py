@@ -1,6 +1,6 @@
 """Raw thermal recordings + COCO keyframes -> a `datasets.DatasetDict` saved with ``save_to_disk``.
 
-    thermal-hf convert DATA_ROOT OUTPUT_DIR [--target person|keyframe] [--num_frames 64]
+    thermal-hf convert DATA_ROOT OUTPUT_DIR [--target person|keyframe] [--num_frames 64] [--frame_rate FPS]
                        [--split_by annotations|recording] [--val_fraction 0.2] [--seed 0] [--skip_invalid]
 
 Everything is validated before anything is written (see `recordings.DatasetSource.open`). Each recording's
@@ -37,7 +37,7 @@ import numpy as np
 from ..errors import ThermalDataError
 from .recordings import DatasetSource, Problem
 from .transforms import invalid_mask
-from .windows import TARGETS, SampleSpec, build_samples, window_indices
+from .windows import TARGETS, SampleSpec, build_samples, time_window_indices, window_indices
 
 CONVERSION_FILE = "thermal_hf_conversion.json"
 FORMAT_VERSION = 1
@@ -144,6 +144,18 @@ def load_converted(path: str | Path):
     return load_from_disk(str(path))
 
 
+def _chunk_frames(chunk, shape: tuple[int, ...]) -> np.ndarray:
+    """``(rows, *shape)`` float32 view of one Arrow chunk of the ``frames`` column (read-only; a copy only if the
+    chunk holds nulls, which `convert_dataset` never writes)."""
+    storage = chunk.storage if hasattr(chunk, "storage") else chunk
+    values = storage.flatten().flatten().flatten()  # Array3D: lists of lists of lists; flatten honours offsets
+    try:
+        out = values.to_numpy(zero_copy_only=True)
+    except Exception:  # e.g. nulls; never expected from convert_dataset, but stay correct
+        out = values.to_numpy(zero_copy_only=False)
+    return out.reshape(len(chunk), *shape)
+
+
 class ClipReader:
     """Zero-copy random access to one converted split: the fast path for training data loading.
 
@@ -163,7 +175,13 @@ class ClipReader:
         # rows of a select()/shuffle()d dataset are reached through its indices mapping
         indices = getattr(dataset, "_indices", None)
         self._rows = None if indices is None else np.asarray(indices.column(0).to_numpy(), dtype=np.int64)
-        self._frames = dataset.data.table.column("frames")
+        # One zero-copy (rows, T, H, W) view per Arrow chunk, made once: slicing the column per row rebuilt the
+        # Array3D extension type each time (~0.2 ms a row, as long as a 16-frame clip's whole augmentation).
+        self._chunks, starts = [], [0]
+        for chunk in dataset.data.table.column("frames").chunks:
+            self._chunks.append(_chunk_frames(chunk, self.shape))
+            starts.append(starts[-1] + len(chunk))
+        self._chunk_starts = np.asarray(starts, dtype=np.int64)
         small = [c for c in dataset.column_names if c != "frames"]
         table = dataset.select_columns(small).with_format("numpy")[:] if small else {}
         self.columns = {c: np.asarray(table[c]) for c in small}
@@ -176,14 +194,8 @@ class ClipReader:
             raise IndexError(f"index {index} out of range for a split of {len(self)} rows")
         index = int(index) % len(self)
         row = int(self._rows[index]) if self._rows is not None else index
-        chunk = self._frames.slice(row, 1).chunks[0]
-        storage = chunk.storage if hasattr(chunk, "storage") else chunk
-        values = storage.flatten().flatten().flatten()
-        try:
-            out = values.to_numpy(zero_copy_only=True)
-        except Exception:  # e.g. nulls; never expected from convert_dataset, but stay correct
-            out = values.to_numpy(zero_copy_only=False)
-        return out.reshape(self.shape)
+        chunk = int(np.searchsorted(self._chunk_starts, row, side="right")) - 1
+        return self._chunks[chunk][row - self._chunk_starts[chunk]]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = {"frames": self.frames(index)}
@@ -247,6 +259,7 @@ def convert_dataset(
     *,
     target: str = "person",
     num_frames: int = 64,
+    frame_rate: float | None = None,
     split_by: str = "annotations",
     val_fraction: float = 0.2,
     seed: int = 0,
@@ -261,6 +274,10 @@ def convert_dataset(
         target: "person" (one sample per person annotation) or "keyframe" (one per keyframe, majority label,
             ties -> lowest category id, union bbox, object_id -1).
         num_frames: window length; ``num_frames // 2`` frames before the keyframe, the keyframe, the rest after.
+        frame_rate: None keeps every recorded frame (a window is ``num_frames`` consecutive frames). A rate in
+            frames per second resamples each window on the recording's timestamps instead: ``num_frames``
+            instants ``1 / frame_rate`` s apart around the keyframe's, each the nearest recorded frame
+            (`windows.time_window_indices`), so every window spans ``num_frames / frame_rate`` seconds.
         split_by: "annotations" keeps the users' train/val files; "recording" pools both and assigns whole
             recordings to a split (seeded; ``round(val_fraction * R)`` recordings, at least 1, to validation,
             at least 1 left for training), so no recording's windows appear in both splits.
@@ -288,9 +305,14 @@ def convert_dataset(
         raise ThermalDataError(f"num_frames must be >= 1, got {num_frames}")
     if not 0.0 < float(val_fraction) < 1.0:
         raise ThermalDataError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    if frame_rate is not None and not float(frame_rate) > 0:
+        raise ThermalDataError(f"frame_rate must be a positive number of frames per second (or None), got {frame_rate}")
     num_frames = int(num_frames)
+    frame_rate = None if frame_rate is None else float(frame_rate)
     options = {"target": target, "num_frames": num_frames, "split_by": split_by, "val_fraction": float(val_fraction),
                "seed": int(seed), "skip_invalid": bool(skip_invalid), "invalid_floor": float(invalid_floor)}
+    if frame_rate is not None:  # only when set, so datasets converted before this option keep their cache key
+        options["frame_rate"] = frame_rate
 
     # 1. validate everything and plan every sample before writing a byte
     _check_output_dir(output_dir, data_root, overwrite)
@@ -337,7 +359,11 @@ def convert_dataset(
             for rec_name in sorted(by_rec):
                 frames_all, stamps_all = source.recordings[rec_name].read_all()  # one read per recording
                 for split, spec in by_rec[rec_name]:
-                    idx, before, after = window_indices(spec.keyframe_index, num_frames, frames_all.shape[0])
+                    if frame_rate is None:
+                        idx, before, after = window_indices(spec.keyframe_index, num_frames, frames_all.shape[0])
+                    else:
+                        idx, before, after = time_window_indices(stamps_all, spec.keyframe_index, num_frames,
+                                                                 frame_rate)
                     window = frames_all[idx]
                     invalid = float(invalid_mask(window, invalid_floor).mean())
                     padded[split] += bool(before + after)
@@ -410,6 +436,8 @@ def conversion_cache_key(data_root: str | Path, **options) -> str:
         raise ThermalDataError(f"unknown conversion option(s) {sorted(unknown)}; expected {sorted(_OPTION_DEFAULTS)}")
     root = Path(data_root).expanduser().resolve()
     opts = {**_OPTION_DEFAULTS, **options}
+    if opts.get("frame_rate") is None:  # the keys of datasets cached before frame_rate existed stay the same
+        opts.pop("frame_rate", None)
     files = []
     for sub in ("frames", "annotations"):
         for f in sorted((root / sub).glob("*")):
@@ -436,6 +464,8 @@ def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = Non
     path = Path(path_or_raw).expanduser()
     if is_converted_dataset(path):
         recorded = read_conversion_info(path).get("options", {})
+        # An option a folder does not record was made with its default (frame_rate came later: absent = None).
+        recorded = {**{k: v for k, v in _OPTION_DEFAULTS.items() if k == "frame_rate"}, **recorded}
         differing = {k: (recorded.get(k), v) for k, v in options.items() if k in recorded and recorded[k] != v}
         if differing:
             warnings.warn(f"{path} is already converted with different options {differing} (recorded, requested); "
@@ -466,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "labelled with its persons' most common class, ties broken by the LOWEST category id")
     p.add_argument("--num_frames", type=int, default=64,
                    help="window length: num_frames//2 before the keyframe, the keyframe, the rest after (default 64)")
+    p.add_argument("--frame_rate", type=float, default=None, metavar="FPS",
+                   help="resample every window on the recording's timestamps at FPS frames per second (nearest "
+                        "recorded frame); default: every recorded frame")
     p.add_argument("--split_by", choices=SPLIT_BY, default="annotations",
                    help="annotations: the train/val files as given (default); recording: whole recordings per split")
     p.add_argument("--val_fraction", type=float, default=0.2,
@@ -485,7 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         report = convert_dataset(
-            args.data_root, args.output_dir, target=args.target, num_frames=args.num_frames, split_by=args.split_by,
+            args.data_root, args.output_dir, target=args.target, num_frames=args.num_frames,
+            frame_rate=args.frame_rate, split_by=args.split_by,
             val_fraction=args.val_fraction, seed=args.seed, skip_invalid=args.skip_invalid,
             invalid_floor=args.invalid_floor, overwrite=args.overwrite,
         )

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_TEMPERATURE_RANGE",
     "AugmentationConfig",
     "augment",
+    "has_invalid",
     "invalid_mask",
     "mixup_cutmix",
     "normalize",
@@ -47,6 +48,15 @@ def invalid_mask(frames: np.ndarray, floor: float = DEFAULT_INVALID_FLOOR) -> np
     frames = np.asarray(frames)
     # `~(x >= floor)` is True for NaN as well; `isfinite` adds +inf (which compares >= floor).
     return ~(frames >= floor) | ~np.isfinite(frames)
+
+
+def has_invalid(frames: np.ndarray, floor: float = DEFAULT_INVALID_FLOOR) -> bool:
+    """Whether any pixel of ``frames`` is invalid (see `invalid_mask`), in two reductions and no allocation.
+
+    NaN makes ``min()`` NaN, which fails ``>= floor``; -273.2 fails it too; +inf fails ``max() < inf``.
+    """
+    frames = np.asarray(frames)
+    return bool(frames.size) and not (frames.min() >= floor and frames.max() < np.inf)
 
 
 def repair_invalid(
@@ -76,9 +86,7 @@ def repair_invalid(
         raise ValueError(f"repair_invalid expects frames of shape (T, H, W), (H, W) or (B, T, H, W); got {frames.shape}")
 
     out = np.array(frames, dtype=np.float32, copy=True)
-    # Fast path for the usual clean window: two reductions, no mask allocated (NaN makes min() NaN, so it fails
-    # the test and takes the full path, as do -273.2 and +-inf).
-    if out.size and out.min() >= floor and out.max() < np.inf:
+    if not has_invalid(out, floor):  # the usual clean window: no mask allocated
         return out
     mask = invalid_mask(out, floor)
     if not mask.any():

@@ -5,7 +5,8 @@ come straight out of the memory-mapped Arrow buffer, thousands of random rows/s 
 hundred for the numpy format and ~180/s for `set_transform`, which hands the transform Python lists; see
 BENCHMARKS.md) and applies, per clip, exactly the steps of `ThermalVideoProcessor`:
 
-    processor.clean -> processor.fit_length -> augment (training only) -> processor.normalize
+    processor.clean (a no-op skipped for windows without invalid pixels) -> processor.fit_length
+        -> augment (training only) -> processor.normalize
 
 so training, evaluation and the pipeline share one preprocessing. It returns only the model's inputs,
 ``{"pixel_values": (T, H, W) float32, "labels": int}``; because it is not a `datasets.Dataset`, `Trainer`'s
@@ -22,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from thermal_hf.data.convert import ClipReader
-from thermal_hf.data.transforms import augment
+from thermal_hf.data.transforms import augment, has_invalid
 
 
 def _process_rank() -> int:
@@ -53,7 +54,6 @@ class ThermalClipDataset(Dataset):
         self.seed = int(seed)
         self._reader = ClipReader(split)
         self._labels = np.asarray(self._reader.columns["label"], dtype=np.int64)
-        self._bboxes = self._reader.columns.get("bbox")
         self._rng: np.random.Generator | None = None
         self._rng_key = None
 
@@ -85,12 +85,14 @@ class ThermalClipDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
-        # clean() returns a new array, so the read-only view into the Arrow buffer is never written to.
-        frames = self.processor.clean(self._reader.frames(index))
+        frames = self._reader.frames(index)  # a read-only view into the Arrow buffer
+        # Only a window with invalid pixels is repaired (clean() copies). A clean one goes on as the view, which
+        # is safe: fit_length, augment and normalize each return a new array and never write to their input.
+        if has_invalid(frames, self.processor.invalid_floor):
+            frames = self.processor.clean(frames)
         frames = self.processor.fit_length(frames)
-        if self.augmentation is not None:
-            bbox = None if self._bboxes is None else np.asarray(self._bboxes[index], dtype=np.float32)
-            frames, _ = augment(frames, bbox, self.augmentation, self._generator())
+        if self.augmentation is not None:  # no box: the model does not take one (the random stream is the same)
+            frames, _ = augment(frames, None, self.augmentation, self._generator())
         pixel_values = np.ascontiguousarray(self.processor.normalize(frames), dtype=np.float32)
         return {"pixel_values": torch.from_numpy(pixel_values), "labels": int(self._labels[index])}
 
@@ -102,13 +104,32 @@ def collate_clips(batch: list[dict]) -> dict[str, torch.Tensor]:
         # numpy's single-threaded copy, not torch.stack: torch.stack of a batch of clips runs on torch's intra-op
         # threads, which spin when the cores are busy (training in the same process, other workers): 128 ms
         # against 1.2 ms for 16 clips of 64 x 40 x 60 on 2 busy cores, most of the data path.
-        pixel_values = torch.from_numpy(np.stack([np.asarray(clip, dtype=np.float32) for clip in clips]))
+        arrays = [np.asarray(clip, dtype=np.float32) for clip in clips]
+        pixel_values = _shared_batch(arrays)
+        if pixel_values is None:
+            pixel_values = torch.from_numpy(np.stack(arrays))
+        else:
+            np.stack(arrays, out=pixel_values.numpy())
     except (TypeError, RuntimeError, ValueError):  # tensors numpy cannot view (on a GPU, bf16, ...): torch's way
         pixel_values = torch.stack([torch.as_tensor(clip) for clip in clips])
     return {
         "pixel_values": pixel_values,
         "labels": torch.as_tensor([int(item["labels"]) for item in batch], dtype=torch.long),
     }
+
+
+def _shared_batch(arrays: list[np.ndarray]) -> torch.Tensor | None:
+    """In a DataLoader worker, an empty float32 batch tensor in shared memory (else None: numpy allocates).
+
+    A worker's batch reaches the main process through shared memory; stacking straight into it saves moving
+    a private batch there afterwards (a second copy of ~10 MB, freshly page-faulted). `torch`'s default_collate
+    does the same for tensors.
+    """
+    if torch.utils.data.get_worker_info() is None or not arrays:
+        return None
+    shape = (len(arrays), *arrays[0].shape)
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * 4)
+    return torch.tensor([], dtype=torch.float32).set_(storage).view(shape)
 
 
 __all__ = ["ThermalClipDataset", "collate_clips"]

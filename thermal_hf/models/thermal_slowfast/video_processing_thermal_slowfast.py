@@ -23,8 +23,24 @@ from ...data import transforms
 
 logger = logging.get_logger(__name__)
 
-#: Name of the frame dataset inside a recording's HDF5 file.
+#: Names of the frame and timestamp datasets inside a recording's HDF5 file.
 H5_FRAMES_KEY = "frames"
+H5_TIMESTAMPS_KEY = "timestamps"
+
+
+def read_timestamps(handle, path, total: int, frame_rate: float) -> np.ndarray:
+    """The open recording's timestamps (int64 ms), checked for resampling windows at ``frame_rate``."""
+    from ...errors import ThermalDataError
+
+    if H5_TIMESTAMPS_KEY not in handle or handle[H5_TIMESTAMPS_KEY].shape != (total,):
+        raise ThermalDataError(
+            f"{path}: windows are resampled at {frame_rate:g} frames/s (the processor's frame_rate), which needs a "
+            f"'{H5_TIMESTAMPS_KEY}' dataset int64 [{total}] in milliseconds, one per frame"
+        )
+    stamps = np.asarray(handle[H5_TIMESTAMPS_KEY][:], dtype=np.int64)
+    if total > 1 and np.any(np.diff(stamps) < 0):
+        raise ThermalDataError(f"{path}: '{H5_TIMESTAMPS_KEY}' go backwards; expected non-decreasing milliseconds")
+    return stamps
 
 
 class ThermalVideosKwargs(VideosKwargs, total=False):
@@ -67,13 +83,21 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         mean (`float`, *optional*): mean of the 0..1-scaled clips, for standardisation (with `std`).
         std (`float`, *optional*): standard deviation of the 0..1-scaled clips.
         do_sample_frames (`bool`, *optional*, defaults to `False`): how longer clips are shortened (above).
+        frame_rate (`float`, *optional*): frames per second of the model's clips. `None` (default): a clip is
+            consecutive recorded frames. Set (the recipe's `frame_rate`, which resampled the training windows):
+            windows read from a recording are resampled on its `timestamps` the same way, `num_frames` instants
+            `1 / frame_rate` s apart, each the nearest recorded frame (`thermal_hf.data.windows`). An array
+            input has no timestamps and is taken as already at this rate.
 
     Inputs (`videos`): a numpy array or torch tensor `(T, H, W)` (one clip) or `(B, T, H, W)` (a batch); a
     list of clips (lengths may differ; each is fitted to `num_frames`); a list of `(H, W)` frames (one clip);
     or a `str`/`Path` to an HDF5 recording (or a list of them), read lazily: with `start_frame` the window
     `[start_frame, start_frame + num_frames)`, with `keyframe_index` the centred window (`num_frames // 2`
     frames before the keyframe), each padded by repeating edge frames where it crosses the file's ends;
-    only the needed rows are read. A recording with neither is read whole and fitted like an array.
+    only the needed rows are read. A recording with neither is read whole and fitted like an array. With a
+    `frame_rate` these windows are instants on the file's `timestamps` instead: from `start_frame`'s time, around
+    `keyframe_index`'s time, or (neither) `num_frames` instants evenly over the recording with
+    `do_sample_frames`, else `num_frames / frame_rate` s around its middle.
     """
 
     model_input_names = ["pixel_values"]
@@ -81,7 +105,8 @@ class ThermalVideoProcessor(BaseVideoProcessor):
 
     #: Keys written to `video_preprocessor_config.json` (everything else is stock and unused here).
     _saved_keys = (
-        "num_frames", "invalid_floor", "temperature_range", "temperature_reference", "mean", "std", "do_sample_frames"
+        "num_frames", "invalid_floor", "temperature_range", "temperature_reference", "mean", "std", "do_sample_frames",
+        "frame_rate",
     )
 
     def __init__(
@@ -93,6 +118,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         mean: float | None = None,
         std: float | None = None,
         do_sample_frames: bool = False,
+        frame_rate: float | None = None,
         **kwargs: Any,
     ) -> None:
         # Keys saved by the library (type, auto_map, ...) or by older versions are not constructor arguments.
@@ -113,6 +139,9 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         self.mean = None if mean is None else float(mean)
         self.std = None if std is None else float(std)
         self.do_sample_frames = bool(do_sample_frames)
+        self.frame_rate = None if frame_rate is None else float(frame_rate)
+        if self.frame_rate is not None and not self.frame_rate > 0:
+            raise ValueError(f"frame_rate must be > 0 frames per second (or None), got {frame_rate}")
         self._check(self.num_frames, self.temperature_range, self.mean, self.std)
 
     @staticmethod
@@ -184,8 +213,6 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         """Raw Celsius `(num_frames, H, W)` window of an HDF5 recording, reading only the rows it needs."""
         import h5py
 
-        from ...data.windows import window_indices
-
         num_frames = self.num_frames if num_frames is None else int(num_frames)
         do_sample_frames = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
         if start_frame is not None and keyframe_index is not None:
@@ -200,24 +227,46 @@ class ThermalVideoProcessor(BaseVideoProcessor):
             if dataset.ndim != 3:
                 raise ValueError(f"{path}: '{H5_FRAMES_KEY}' has shape {dataset.shape}, expected [N, H, W]")
             total = dataset.shape[0]
-            if start_frame is not None:
-                start_frame = int(start_frame)
-                if not 0 <= start_frame < total:
-                    raise ValueError(f"{path}: start_frame {start_frame} outside the recording (0..{total - 1})")
-                # Frames past the end repeat the last frame (as windows.window_indices pads).
-                indices = np.clip(np.arange(start_frame, start_frame + num_frames), 0, total - 1)
-            elif keyframe_index is not None:
-                try:
-                    indices, _, _ = window_indices(int(keyframe_index), num_frames, total)
-                except ValueError as err:
-                    raise ValueError(f"{path}: {err}") from err
+            for name, value in (("start_frame", start_frame), ("keyframe_index", keyframe_index)):
+                if value is not None and not 0 <= int(value) < total:
+                    raise ValueError(f"{path}: {name} {int(value)} outside the recording (0..{total - 1})")
+            if self.frame_rate is None:
+                indices = self._frame_indices(total, num_frames, start_frame, keyframe_index, do_sample_frames)
             else:
-                indices = self.length_indices(total, num_frames, do_sample_frames)
+                stamps = read_timestamps(handle, path, total, self.frame_rate)
+                indices = self._time_indices(stamps, num_frames, start_frame, keyframe_index, do_sample_frames)
             indices = np.asarray(indices, dtype=np.int64)
             low, high = int(indices.min()), int(indices.max())
             # One contiguous read of the covered rows (h5py slices chunk-wise), then index in memory.
             block = dataset[low : high + 1]
         return np.asarray(block[indices - low], dtype=np.float32)
+
+    def _frame_indices(self, total, num_frames, start_frame, keyframe_index, do_sample_frames) -> np.ndarray:
+        """Window of consecutive recorded frames (no `frame_rate`)."""
+        from ...data.windows import window_indices
+
+        if start_frame is not None:
+            # Frames past the end repeat the last frame (as windows.window_indices pads).
+            return np.clip(np.arange(int(start_frame), int(start_frame) + num_frames), 0, total - 1)
+        if keyframe_index is not None:
+            return window_indices(int(keyframe_index), num_frames, total)[0]
+        return self.length_indices(total, num_frames, do_sample_frames)
+
+    def _time_indices(self, stamps, num_frames, start_frame, keyframe_index, do_sample_frames) -> np.ndarray:
+        """Window resampled at `frame_rate` on the recording's timestamps (the training windows' rule)."""
+        from ...data.windows import nearest_frames, time_window_indices
+
+        if start_frame is not None:
+            return time_window_indices(stamps, int(start_frame), num_frames, self.frame_rate, anchor="start")[0]
+        if keyframe_index is not None:
+            return time_window_indices(stamps, int(keyframe_index), num_frames, self.frame_rate)[0]
+        first, last = float(stamps[0]), float(stamps[-1])
+        if do_sample_frames:  # num_frames instants evenly over the whole recording (arange(0, T, T / n) in time)
+            instants = first + np.arange(num_frames) * ((last - first) / num_frames)
+        else:  # num_frames / frame_rate seconds around the recording's middle instant
+            instants = (first + last) / 2 + (np.arange(num_frames) - num_frames // 2) * (1000.0 / self.frame_rate)
+        return nearest_frames(stamps, instants)
+
 
     def _as_clips(self, videos: Any, per_video, num_frames: int, do_sample_frames: bool):
         """Normalise the accepted inputs to a list of raw `(T, H, W)` numpy clips (lengths may differ)."""
