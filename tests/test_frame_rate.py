@@ -169,3 +169,20 @@ def test_a_recording_shorter_than_one_window_gives_one_centred_window():
     assert plan[0, 0] == 0 and plan[0, -1] == len(stamps) - 1  # edge frames repeat
     with pytest.raises(ValueError, match="stride"):
         time_window_plan(stamps, 16, 2.0, stride=0)
+
+
+def test_training_items_equal_what_inference_reads_from_the_recording(synthetic_root, tmp_path):
+    """A converted window and the processor's read of the same keyframe are the same model input."""
+    from thermal_hf.data.convert import convert_dataset, load_converted
+    from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
+    from thermal_hf.training.data import ThermalClipDataset
+
+    convert_dataset(synthetic_root, tmp_path / "ds", num_frames=T, frame_rate=3.0, target="keyframe")
+    split = load_converted(tmp_path / "ds")["validation"]
+    processor = ThermalVideoProcessor(num_frames=T, frame_rate=3.0, temperature_reference="clip_median")
+    items = ThermalClipDataset(split, processor, train=False)
+    for i in range(0, len(split), max(1, len(split) // 5)):
+        row = split[i]
+        recording = synthetic_root / "frames" / f"{row['recording']}.h5"
+        served = processor(str(recording), keyframe_index=row["keyframe_index"], return_tensors="pt")["pixel_values"]
+        np.testing.assert_array_equal(served[0].numpy(), items[i]["pixel_values"].numpy())

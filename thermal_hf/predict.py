@@ -14,9 +14,10 @@ batch reads only the rows it adds to the previous one, so memory stays at about
 A model trained on windows resampled in time (its processor's ``frame_rate``) gets its windows the same way:
 ``num_frames`` instants ``1 / frame_rate`` s apart on the file's timestamps, each the nearest recorded frame; a
 window starts every ``stride / frame_rate`` seconds and the last one ends at the last timestamp. Each batch reads
-only the rows its windows span. Every window goes through the
-model's ``ThermalVideoProcessor`` (the training preprocessing, including invalid-pixel repair), and its scores are
-the pipeline's (softmax).
+only the rows its windows span.
+
+Every window goes through the model's ``ThermalVideoProcessor`` (the training preprocessing, including
+invalid-pixel repair), and its scores are the pipeline's (softmax).
 
 Outputs, per recording (directly in OUT for one recording, in ``OUT/<recording name>/`` for several):
 

@@ -20,6 +20,7 @@ from transformers.utils import logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from ...data import transforms
+from ...errors import ThermalDataError
 
 logger = logging.get_logger(__name__)
 
@@ -30,8 +31,6 @@ H5_TIMESTAMPS_KEY = "timestamps"
 
 def read_timestamps(handle, path, total: int, frame_rate: float) -> np.ndarray:
     """The open recording's timestamps (int64 ms), checked for resampling windows at ``frame_rate``."""
-    from ...errors import ThermalDataError
-
     if H5_TIMESTAMPS_KEY not in handle or handle[H5_TIMESTAMPS_KEY].shape != (total,):
         raise ThermalDataError(
             f"{path}: windows are resampled at {frame_rate:g} frames/s (the processor's frame_rate), which needs a "
@@ -266,7 +265,6 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         else:  # num_frames / frame_rate seconds around the recording's middle instant
             instants = (first + last) / 2 + (np.arange(num_frames) - num_frames // 2) * (1000.0 / self.frame_rate)
         return nearest_frames(stamps, instants)
-
 
     def _as_clips(self, videos: Any, per_video, num_frames: int, do_sample_frames: bool):
         """Normalise the accepted inputs to a list of raw `(T, H, W)` numpy clips (lengths may differ)."""
