@@ -19,6 +19,11 @@ def test_ready_on_a_good_recipe(synthetic_root, tmp_path, capsys):
                  "[ OK ] output folder"):
         assert line in out, out
     assert "recordings" in out and "READY: this recipe should train here" in out
+    assert "16 frames (consecutive recorded frames)" in out
+    status = main([str(TINY), "--dataset", str(synthetic_root), "--cache_dir", str(tmp_path / "cache"),
+                   "--output_dir", str(tmp_path / "out"), "--frame_rate", "2"])
+    out = capsys.readouterr().out
+    assert status == 0 and "16 frames (2 frames/s: 8.0 s windows)" in out, out
 
 
 def test_failures_give_a_verdict_and_exit_1(tmp_path, capsys):

@@ -195,8 +195,10 @@ def check_model(checklist: Checklist, model_args, data_args, training_args, data
         return
     params = sum(p.numel() for p in model.parameters()) / 1e6
     config = model.config
-    checklist.add(OK, "model", f"SlowFast R{config.model_depth}, {params:.1f} M parameters, {config.num_frames} frames "
-                               f"at {tuple(config.image_size)}, {config.num_labels} classes")
+    timing = (f" ({processor.frame_rate:g} frames/s: {config.num_frames / processor.frame_rate:.1f} s windows)"
+              if processor.frame_rate else " (consecutive recorded frames)")
+    checklist.add(OK, "model", f"SlowFast R{config.model_depth}, {params:.1f} M parameters, {config.num_frames} frames"
+                               f"{timing} at {tuple(config.image_size)}, {config.num_labels} classes")
     try:
         train = ThermalClipDataset(dataset[data_args.train_split], processor, data_args.augmentation_config(),
                                    train=True, seed=training_args.seed)
