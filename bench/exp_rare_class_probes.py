@@ -34,17 +34,20 @@ from thermal_hf.data.convert import ClipReader
 from thermal_hf.data.recordings import Recording
 from thermal_hf.data.transforms import DEFAULT_INVALID_FLOOR, repair_invalid
 from thermal_hf.train import load_data
+from thermal_hf.training.metrics import compute_classification_metrics
 
 BLOB_THRESHOLD = 1.5  # C above the reference: a person's skin/clothes read 2-8 C above these floors
 
 
-def scores(pred: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
-    """(mean class accuracy over the classes present, top-1)."""
-    return float(np.mean([np.mean(pred[labels == c] == c) for c in np.unique(labels)])), float(np.mean(pred == labels))
+def scores(pred: np.ndarray, labels: np.ndarray, num_labels: int) -> tuple[float, float]:
+    """(mean class accuracy over the classes present, top-1), by the metrics training and the benchmark report."""
+    metrics = compute_classification_metrics(np.eye(num_labels)[pred], labels, num_labels)
+    return metrics["mean_class_accuracy"], metrics["top1_accuracy"]
 
 
 def per_class(pred: np.ndarray, labels: np.ndarray, names: list[str]) -> str:
-    return ", ".join(f"{names[c]} {np.mean(pred[labels == c] == c):.0%}" for c in np.unique(labels))
+    recall = compute_classification_metrics(np.eye(len(names))[pred], labels, len(names), names)["per_class"]
+    return ", ".join(f"{names[c]} {recall[names[c]]['recall']:.0%}" for c in np.unique(labels))
 
 
 # ---- 1. feature probe ----------------------------------------------------------------------------------------
@@ -92,7 +95,7 @@ def feature_probe(run_dir: Path, data) -> None:
         nearest = np.argsort(-similarity, axis=1)[:, :k]
         answers[f"{k}-nearest neighbours"] = np.array([np.bincount(train_y[row]).argmax() for row in nearest])
     for name, pred in answers.items():
-        mca, top1 = scores(pred, test_y)
+        mca, top1 = scores(pred, test_y, len(data.label_names))
         print(f"  {run_dir.name} {name:22s} mean class acc {mca:6.1%}  top-1 {top1:6.1%} | {per_class(pred, test_y, data.label_names)}")
 
 
@@ -160,7 +163,7 @@ def blob_probe(data, dataset_root: Path, background: str, percentile: float, see
                        500, min_samples_leaf=2, class_weight="balanced_subsample", random_state=s)}
     for name, build in classifiers.items():
         predictions = [build(seed).fit(train_x, train_y).predict(test_x) for seed in range(seeds)]
-        results = np.array([scores(pred, test_y) for pred in predictions]) * 100
+        results = np.array([scores(pred, test_y, len(data.label_names)) for pred in predictions]) * 100
         (mca, top1), (mca_std, top1_std) = results.mean(0), results.std(0)
         print(f"  {name:24s} mean class acc {mca:5.1f} ± {mca_std:.1f}  top-1 {top1:5.1f} ± {top1_std:.1f} | "
               f"seed 0: {per_class(predictions[0], test_y, data.label_names)}")
