@@ -184,8 +184,12 @@ def main() -> None:
                     "--eval_recordings", *fold.test_recordings])
     data = load_data(parsed.data_args, parsed.training_args)
     if args.runs is not None:
+        run_dirs = sorted(args.runs.glob("*/seed*"))
+        if not run_dirs:
+            parser.error(f"--runs {args.runs}: no FOLD/seedN run folders (run `thermal-hf benchmark "
+                         f"{args.recipe} --protocol grouped` first; it writes outputs/benchmark/<recipe>/grouped)")
         print(f"feature probe ({args.runs}):")
-        for run_dir in sorted(args.runs.glob("*/seed*")):
+        for run_dir in run_dirs:
             feature_probe(run_dir, data)
     reference = "the frame's median" if args.background == "frame" else f"per-recording {args.percentile:g}th percentile"
     print(f"person-blob features, reference {reference}, {args.seeds} seeds:")
