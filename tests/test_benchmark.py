@@ -228,6 +228,8 @@ def test_cli_errors_exit_2_naming_the_problem(small_dataset, tmp_path, capsys):
         ([str(TINY), "--protocol", "grouped", "--dataset", str(raw), "--eval_recordings", "SY09_R1",
           "--output", str(tmp_path / "o"), *_extras(cache)], "unknown recording(s) SY09_R1"),
         ([str(TINY), "--protocol", "grouped", "--seeds", "0"], "--seeds must be at least 1"),
+        ([str(TINY), "--protocol", "grouped", "--num_train_epochs", "1"],
+         "unrecognized arguments: --num_train_epochs 1; recipe keys go after `--`"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

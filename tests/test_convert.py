@@ -244,6 +244,9 @@ def test_ensure_converted_cache(raw, tmp_path, monkeypatch, converted):
         ensure_converted(raw, frames=3)
     with pytest.raises(ThermalDataError, match="neither"):
         ensure_converted(tmp_path)
+    # a path that does not exist says so, as training does
+    with pytest.raises(ThermalDataError, match=f"dataset {tmp_path / 'missing'}: folder not found"):
+        ensure_converted(tmp_path / "missing")
 
 
 def test_cache_key_changes_with_source_files(tmp_path):

@@ -211,3 +211,27 @@ def test_held_out_recordings_of_the_recipe_are_what_validation_means(tiny_model_
     (model_dir / "recipe.yaml").write_text("eval_recordings: [NOT_A_RECORDING]\n")
     with pytest.raises(ValueError, match="NOT_A_RECORDING"):
         evaluate(model_dir, converted_dataset, tmp_path / "eval2", progress=False)
+
+
+def test_missing_model_or_dataset_folder_is_named(tiny_model_dir, converted_dataset, tmp_path, monkeypatch, capsys):
+    """A typo in --model or --dataset says which folder is missing (not a Hub connection error, not 'neither')."""
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a missing local folder must not be looked up on the Hub")
+
+    monkeypatch.setattr(transformers.AutoModelForVideoClassification, "from_pretrained", refuse)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    assert main(["--model", "outputs/nonexistent", "--dataset", str(converted_dataset), "--output_dir", "out"]) == 2
+    assert "no model folder at outputs/nonexistent" in capsys.readouterr().err
+    monkeypatch.undo()
+
+    missing = tmp_path / "nonexistent"
+    assert main(["--model", str(tiny_model_dir), "--dataset", str(missing), "--output_dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert f"dataset {missing}: folder not found" in err and "neither" not in err
+    # A folder that exists but is no dataset keeps its own message.
+    assert main(["--model", str(tiny_model_dir), "--dataset", str(tmp_path / "outputs"), "--output_dir",
+                 str(tmp_path / "o")]) == 2
+    assert "neither a converted thermal-hf dataset" in capsys.readouterr().err

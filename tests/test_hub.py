@@ -203,6 +203,13 @@ def test_push_without_metrics_needs_the_flag(tiny_model_dir, tmp_path):
     assert main(["--model", str(tiny_model_dir), "--repo_id", "org/x", "--dry_run", "--allow_incomplete_card"]) == 0
 
 
+def test_push_of_a_missing_model_folder_names_it(tmp_path, capsys):
+    from thermal_hf.hub import main
+
+    assert main(["--model", str(tmp_path / "nonexistent"), "--repo_id", "org/x", "--dry_run"]) == 2
+    assert f"no model folder at {tmp_path / 'nonexistent'}" in capsys.readouterr().err
+
+
 def test_dataset_push(converted_dataset, online, monkeypatch):
     from thermal_hf.hub import main
 

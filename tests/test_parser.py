@@ -186,3 +186,74 @@ def test_help_lists_keys(capsys):
     out = capsys.readouterr().out
     for key in ("backbone_lr_multiplier", "class_weighting", "image_size", "learning_rate", "sampling"):
         assert f"--{key}" in out
+
+
+@pytest.mark.parametrize("line, expected", [
+    ("num_frames: [16, 32]", "key 'num_frames': expected one value (an integer), got the list [16, 32]"),
+    ("per_device_train_batch_size: 1.5", "key 'per_device_train_batch_size': expected an integer, got 1.5"),
+    ("horizontal_flip_prob: yes", "key 'horizontal_flip_prob': expected a number, got True (YAML reads"),
+    ("learning_rate: fast", "key 'learning_rate': expected a number, got 'fast'"),
+    ("stem_pool: maybe", "key 'stem_pool': expected true or false, got 'maybe'"),
+    ("eval_strategy: sometimes", "key 'eval_strategy': expected one of no, steps, epoch, got 'sometimes'"),
+    ("image_size: [64, wide]", "key 'image_size': expected an integer, got 'wide'"),
+])
+def test_yaml_values_are_checked_against_the_key_type(tmp_path, line, expected):
+    # argparse converts only string defaults and never checks them against choices: without the check these
+    # reached torch (batch_size=1.5), a comparison deep in the code (a list), or passed silently (yes -> 1.0).
+    recipe = write(tmp_path, BASE + line + "\n")
+    with pytest.raises(RecipeError) as err:
+        parse_recipe([str(recipe)])
+    assert str(err.value).startswith(f"recipe {recipe}: ") and expected in str(err.value)
+
+
+def test_yaml_values_that_fit_their_key(tmp_path):
+    text = BASE + "eval_recordings: SL14_R4\nreport_to: [tensorboard]\nper_device_train_batch_size: 4.0\ndropout: 0\n"
+    model, data, train = parse_recipe([str(write(tmp_path, text))]).as_tuple()
+    assert data.eval_recordings == ["SL14_R4"]  # one name is a list of one
+    assert train.report_to == ["tensorboard"]  # a key whose field takes a list as it is
+    assert train.per_device_train_batch_size == 4 and isinstance(train.per_device_train_batch_size, int)
+    assert model.dropout == 0.0 and train.learning_rate == 5e-3
+
+
+def test_command_line_errors_say_where(tmp_path):
+    with pytest.raises(RecipeError, match=r"^command line: argument --learning_rate.*invalid float value: 'fast'"):
+        parse(tmp_path, "--learning_rate", "fast")
+    with pytest.raises(RecipeError, match=r"unexpected value\(s\) \['wandb'\] after --report_to, which takes one value"):
+        parse(tmp_path, "--report_to", "tensorboard", "wandb")
+    with pytest.raises(RecipeError, match="the recipe path must come first"):
+        parse_recipe(["--num_frames", "16", str(write(tmp_path, BASE))])
+
+
+def test_explicit_bf16_wins_over_mixed_precision_auto(tmp_path):
+    train = parse(tmp_path, "--mixed_precision", "auto", "--bf16", "true").training_args
+    assert train.bf16 is True and train.fp16 is False
+    with pytest.raises(RecipeError, match="'mixed_precision: fp16' contradicts bf16: true"):
+        parse(tmp_path, "--mixed_precision", "fp16", "--bf16", "true")
+    with pytest.raises(RecipeError, match="'bf16' and 'fp16' are both true"):
+        parse(tmp_path, "--mixed_precision", "auto", "--bf16", "true", "--fp16", "true")
+
+
+def test_an_architecture_the_backbone_cannot_run_fails_before_the_data(tmp_path, capsys):
+    from thermal_hf.train import main
+
+    # The dataset does not exist: had the data been loaded first, this would be a data error instead.
+    recipe = write(tmp_path, BASE.replace("dataset: /data/raw", f"dataset: {tmp_path / 'missing'}"))
+    assert main([str(recipe), "--output_dir", str(tmp_path / "out"), "--model_depth", "34"]) == 2
+    assert "error: recipe: model_depth must be one of (18, 50, 101), got 34" in capsys.readouterr().err
+    assert main([str(recipe), "--output_dir", str(tmp_path / "out"), "--slow_temporal_stride", "3"]) == 2
+    assert "slow_temporal_stride (3) must be a multiple of fast_temporal_stride (2)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_every_key_of_ours_has_help():
+    from transformers import TrainingArguments
+
+    inherited = {f.name for f in dataclasses.fields(TrainingArguments)}
+    ours = [f for t in (ModelArguments, DataArguments, ThermalTrainingArguments) for f in dataclasses.fields(t)
+            if f.init and f.name not in inherited]
+    assert [f.name for f in ours if not f.metadata.get("help")] == []
+
+
+def test_no_pinned_memory_without_an_accelerator(tmp_path):
+    # torch warns "pin_memory ... no accelerator is found" on every DataLoader of a CPU run otherwise.
+    assert parse(tmp_path).training_args.dataloader_pin_memory is False  # BASE has use_cpu: true

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -146,3 +147,52 @@ def test_several_recordings_with_annotations(tiny_model_dir, recording, tmp_path
 def test_bad_input_is_a_clear_error(tiny_model_dir, tmp_path, capsys):
     assert main(["--model", str(tiny_model_dir), str(tmp_path / "missing.h5"), "--output_dir", str(tmp_path)]) == 2
     assert "recording not found" in capsys.readouterr().err
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Any attempt to load a model through transformers (and so from the Hub) fails the test."""
+    import transformers
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"from_pretrained must not be reached: {args}")
+
+    monkeypatch.setattr(transformers.AutoModelForVideoClassification, "from_pretrained", refuse)
+
+
+def test_missing_local_model_folder_is_named_not_looked_up_on_the_hub(recording, tmp_path, monkeypatch, capsys, no_hub):
+    """`outputs/run` when `outputs/` exists is a local folder: its absence is reported at once, offline."""
+    from thermal_hf.errors import ThermalDataError
+    from thermal_hf.predict import is_local_model_path, load_model_and_processor
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    assert main(["--model", "outputs/nonexistent", str(recording), "--output_dir", "out"]) == 2
+    err = capsys.readouterr().err
+    assert "no model folder at outputs/nonexistent" in err and "config.json" in err
+    for name in ("outputs/nonexistent", "./run", "../run", "~/no-such-thermal-hf-model", "run/", "a/b/c", "missing"):
+        assert is_local_model_path(name), name
+        with pytest.raises(ThermalDataError, match=f"no model folder at {re.escape(name)}"):
+            load_model_and_processor(name, device="cpu")
+    # A Hub id (no local first component) still goes to the Hub.
+    assert not is_local_model_path("some-org/thermal-model")
+
+
+@pytest.mark.parametrize("kind", ["truncated", "json"])
+def test_unreadable_recording_is_named(tiny_model_dir, recording, tmp_path, capsys, kind):
+    from thermal_hf.errors import ThermalDataError
+
+    if kind == "truncated":
+        bad = tmp_path / "cut.h5"
+        bad.write_bytes(recording.read_bytes()[:5000])
+        h5py_says = "truncated file"
+    else:
+        bad = tmp_path / "annotations.json"
+        bad.write_text('{"images": []}')
+        h5py_says = "file signature not found"
+    assert main(["--model", str(tiny_model_dir), str(bad), "--output_dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}: not a readable HDF5 recording (" in err and h5py_says in err
+    assert not (tmp_path / "out").exists()  # failed before the model was loaded or anything written
+    with pytest.raises(ThermalDataError, match="not a readable HDF5 recording"):
+        next(iter_window_batches(bad, T, 8, 4))

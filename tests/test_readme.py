@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 
 
-def _blocks(lang: str) -> list[tuple[str, str]]:
+def _blocks(lang: str, text: str = README) -> list[tuple[str, str]]:
     """(heading above the block, block text) for every fenced block of `lang`."""
     out, heading = [], ""
-    for match in re.finditer(rf"^(#+ [^\n]*)$|^```{lang}\n(.*?)^```", README, flags=re.M | re.S):
+    for match in re.finditer(rf"^(#+ [^\n]*)$|^```{lang}\n(.*?)^```", text, flags=re.M | re.S):
         if match.group(1):
             heading = match.group(1)
         else:
@@ -115,3 +115,32 @@ def test_readme_reference_commands_use_real_flags():
                 assert flag in helptext, f"README command uses {flag}, unknown to {module}: {command}"
             checked += 1
     assert checked >= 10
+
+
+def _continuation_problems(block: str) -> list[str]:
+    """Lines of a bash block that break a backslash-continued command when pasted into a shell."""
+    problems = []
+    lines = block.splitlines()
+    for number, line in enumerate(lines, 1):
+        if re.search(r"\\[ \t]+(#|$)", line):
+            # `\    # comment`: the backslash escapes a space, not the newline; the command ends here and the
+            # next lines run as commands of their own (`--num_train_epochs: command not found`).
+            problems.append(f"line {number}: text after the continuation backslash: {line.strip()}")
+        elif line.endswith("\\") and re.search(r"(^|\s)#", line):
+            problems.append(f"line {number}: the continuation backslash is inside a comment: {line.strip()}")
+        elif number > 1 and lines[number - 2].endswith("\\") and line.lstrip().startswith("#"):
+            problems.append(f"line {number}: a comment line inside a continued command: {line.strip()}")
+    return problems
+
+
+def test_continued_bash_commands_paste_as_written():
+    docs = [*REPO.glob("*.md"), *REPO.glob("recipes/*.md"), *REPO.glob("compat/*.md")]
+    assert REPO / "recipes" / "README.md" in docs
+    problems = [f"{doc.relative_to(REPO)} ({heading or 'top'}), {problem}"
+                for doc in docs for heading, block in _blocks("bash", doc.read_text())
+                for problem in _continuation_problems(block)]
+    assert not problems, "bash blocks that break when pasted:\n" + "\n".join(problems)
+    # What the check is for (the Overriding block of recipes/README.md once read like this):
+    assert _continuation_problems("cmd recipe.yaml \\\n    --dataset d \\    # a comment\n    --epochs 3\n")
+    assert _continuation_problems("cmd \\\n# a comment\n    --epochs 3\n")
+    assert not _continuation_problems("# a comment\ncmd \\\n    --epochs 3  # trailing comment\n")

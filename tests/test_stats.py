@@ -83,4 +83,9 @@ def test_stats_cli(datasets_dirs, capsys, tmp_path):
     assert main([str(ds), "--weighting", "effective_number", "--beta", "0.9"]) == 0
     assert "effective_number" in capsys.readouterr().out
     assert main([str(tmp_path)]) == 2
-    assert "error:" in capsys.readouterr().err
+    assert "neither a converted" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing")]) == 2
+    assert f"dataset {tmp_path / 'missing'}: folder not found" in capsys.readouterr().err
+    for weighting in ("inverse_sqrt_frequency", "none"):  # every weighting the README lists
+        assert main([str(ds), "--weighting", weighting]) == 0
+        assert f"weights: {weighting}" in capsys.readouterr().out

@@ -540,9 +540,12 @@ def main(argv: list[str] | None = None) -> int:
     own, extras = (argv[: argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     try:
         try:
-            args = build_parser().parse_args(own)
+            args, unknown = build_parser().parse_known_args(own)
         except SystemExit as exit_:  # --help
             return int(exit_.code or 0)
+        if unknown:  # most often a recipe key given before the `--` that separates the recipe's overrides
+            raise RecipeError(f"unrecognized arguments: {' '.join(unknown)}; recipe keys go after `--`, e.g. "
+                              f"thermal-hf benchmark {args.recipe} --protocol {args.protocol} -- {' '.join(unknown)}")
         if args.seeds < 1:
             raise RecipeError(f"--seeds must be at least 1, got {args.seeds}")
         recipe = Path(args.recipe)

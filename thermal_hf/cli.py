@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
-# name -> (module, one-line help). Modules are imported lazily so `thermal-hf --help` is instant.
+# name -> (module, one-line help). Modules are imported lazily: `thermal-hf --help` loads none of the commands'
+# own dependencies (the package itself imports transformers and torch to register its Auto classes).
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("thermal_hf.data.convert", "HDF5 recordings + COCO keyframes -> datasets.DatasetDict"),
     "synth": ("thermal_hf.data.synthetic", "write a synthetic dataset in the on-disk recording format"),

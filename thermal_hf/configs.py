@@ -72,20 +72,20 @@ class ModelArguments:
     pretrained_format: str = field(
         default="auto", metadata={"help": "Format of `pretrained`: auto (from the file), pytorchvideo or mmaction2."}
     )
-    model_depth: int | None = field(default=None, metadata={"help": "ResNet depth of both pathways: 18, 50 or 101."})
+    model_depth: int | None = field(default=None, metadata={"help": "ResNet depth of both pathways: 18, 50 or 101 (unset: 50)."})
     image_size: list[int] | None = field(
         default=None,
-        metadata={"help": "(height, width) the backbone runs at; clips are resized on the device. E.g. 256 384."},
+        metadata={"help": "(height, width) the backbone runs at; clips are resized on the device (unset: 256 384)."},
     )
-    dropout: float | None = field(default=None, metadata={"help": "Dropout before the classification layer."})
+    dropout: float | None = field(default=None, metadata={"help": "Dropout before the classification layer (unset: 0.8)."})
     stem_width: int | None = field(
-        default=None, metadata={"help": "Slow-pathway stem channels (64; every stage's width scales with it)."}
+        default=None, metadata={"help": "Slow-pathway stem channels; every stage's width scales with it (unset: 64)."}
     )
     stem_pool: bool | None = field(
-        default=None, metadata={"help": "Max-pool after the stem (True); False keeps 2x more resolution (native inputs)."}
+        default=None, metadata={"help": "Max-pool after the stem (unset: true); false keeps 2x more resolution (native inputs)."}
     )
-    slow_temporal_stride: int | None = field(default=None, metadata={"help": "Slow pathway frame stride (8)."})
-    fast_temporal_stride: int | None = field(default=None, metadata={"help": "Fast pathway frame stride (2)."})
+    slow_temporal_stride: int | None = field(default=None, metadata={"help": "Slow pathway frame stride (unset: 8)."})
+    fast_temporal_stride: int | None = field(default=None, metadata={"help": "Fast pathway frame stride (unset: 2)."})
     temperature_range: list[float] | None = field(
         default=None,
         metadata={"help": "Processor: Celsius range clipped and scaled to 0..1 (default 5 45; -5 15 with clip_median)."},
@@ -93,12 +93,12 @@ class ModelArguments:
     temperature_reference: str | None = field(
         default=None,
         metadata={
-            "help": "Processor: absolute (temperature_range in C) or clip_median (temperatures relative to the clip's "
-            "median, i.e. the room: temperature_range is then e.g. -4 12)."
+            "help": "Processor: absolute (unset; temperature_range in C) or clip_median (temperatures relative to the "
+            "clip's median, i.e. the room: temperature_range is then -5 15 unless set)."
         },
     )
-    normalize_mean: float | None = field(default=None, metadata={"help": "Processor: mean subtracted after scaling."})
-    normalize_std: float | None = field(default=None, metadata={"help": "Processor: std divided after scaling."})
+    normalize_mean: float | None = field(default=None, metadata={"help": "Processor: mean subtracted after scaling (unset: none)."})
+    normalize_std: float | None = field(default=None, metadata={"help": "Processor: std divided after scaling (unset: none)."})
 
     def __post_init__(self):
         self.image_size = _pair("image_size", self.image_size, int)
@@ -174,16 +174,25 @@ class DataArguments:
         default="natural", metadata={"help": "natural, or class_balanced (every class equally likely per draw)."}
     )
     # augmentations: the fields of thermal_hf.data.transforms.AugmentationConfig (training only)
-    random_resized_crop_scale: list[float] | None = field(default=None, metadata={"help": "e.g. 0.7 1.0"})
-    random_resized_crop_ratio: list[float] = field(default_factory=lambda: [3.0 / 4.0, 4.0 / 3.0])
-    horizontal_flip_prob: float = field(default=0.0)
+    random_resized_crop_scale: list[float] | None = field(
+        default=None,
+        metadata={"help": "(min, max) fraction of the frame area cropped, then resized back, e.g. 0.7 1.0; None: off."},
+    )
+    random_resized_crop_ratio: list[float] = field(
+        default_factory=lambda: [3.0 / 4.0, 4.0 / 3.0],
+        metadata={"help": "(min, max) aspect-ratio jitter of that crop relative to the frame's (log-uniform)."},
+    )
+    horizontal_flip_prob: float = field(default=0.0, metadata={"help": "Probability of mirroring a clip left-right."})
     vertical_flip_prob: float = field(
         default=0.0, metadata={"help": "Up-down mirroring (a ceiling sensor has no 'up': valid for top views)."}
     )
     temperature_offset: float = field(default=0.0, metadata={"help": "Max |offset| in C added to a clip."})
     temperature_gain: float = field(default=0.0, metadata={"help": "Max |gain - 1| around the background."})
     sensor_noise_std: float = field(default=0.0, metadata={"help": "Per-pixel Gaussian noise std in C."})
-    random_erasing_prob: float = field(default=0.0)
+    random_erasing_prob: float = field(
+        default=0.0,
+        metadata={"help": "Probability of erasing one rectangle (2-20 percent of the frame, every frame) to the background."},
+    )
     temporal_jitter: int = field(default=0, metadata={"help": "Max window shift in frames."})
     mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 = off."})
     cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix Beta(alpha, alpha); 0 = off."})
@@ -331,6 +340,9 @@ class ThermalTrainingArguments(TrainingArguments):
                     f"recipe key 'callbacks': unknown callback {name!r} (known: {', '.join(CALLBACKS)}).{hint}"
                 )
         super().__post_init__()
+        if self.dataloader_pin_memory and (self.use_cpu or not _has_accelerator()):
+            # Pinning needs an accelerator: without one torch pins nothing and warns on every DataLoader it builds.
+            self.dataloader_pin_memory = False
         if "early_stopping" in self.callbacks and self.eval_strategy == "no":
             raise RecipeError(
                 "callbacks: early_stopping needs evaluations: set eval_strategy to epoch or steps in the recipe"
@@ -340,15 +352,20 @@ class ThermalTrainingArguments(TrainingArguments):
         # Decided before TrainingArguments.__post_init__, which validates bf16 against the hardware and then
         # records the effective value in `self.mixed_precision` ("no", "fp16" or "bf16").
         choice = self.mixed_precision
+        if self.bf16 and self.fp16:
+            raise RecipeError("recipe keys 'bf16' and 'fp16' are both true; set one of them (or mixed_precision)")
+        asked = "bf16" if self.bf16 else "fp16" if self.fp16 else None
         if choice == "auto":
             import torch
 
-            if torch.cuda.is_available() and not self.use_cpu:
+            if asked:  # `--bf16 true` on top of a recipe's `mixed_precision: auto` means bf16, not auto's pick
+                choice = asked
+            elif torch.cuda.is_available() and not self.use_cpu:
                 choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
             else:
                 choice = "no"
-        if choice == "no" and (self.bf16 or self.fp16) and self.mixed_precision == "no":
-            raise RecipeError("recipe key 'mixed_precision: no' contradicts bf16/fp16: true; set only one of them")
+        elif asked and asked != choice:
+            raise RecipeError(f"recipe key 'mixed_precision: {choice}' contradicts {asked}: true; set only one of them")
         self.bf16 = choice == "bf16"
         self.fp16 = choice == "fp16"
 
@@ -359,6 +376,13 @@ class ThermalTrainingArguments(TrainingArguments):
         if state.get("hub_token"):
             state["hub_token"] = None
         return state
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    accelerator = getattr(torch, "accelerator", None)  # torch >= 2.6: CUDA, XPU, MPS, ...
+    return accelerator.is_available() if accelerator is not None else torch.cuda.is_available()
 
 
 def dataclass_types() -> tuple[type, type, type]:

@@ -337,6 +337,11 @@ def render_model_card(
             explicitly. Without it, such a card raises :class:`ModelCardError`.
     """
     model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ThermalDataError(
+            f"no model folder at {model_dir} (expected config.json + model.safetensors from a training run's "
+            "output_dir or a Trainer checkpoint folder)"
+        )
     if not (model_dir / "config.json").is_file():
         raise ThermalDataError(f"{model_dir}: no config.json; expected a folder written by save_pretrained")
     config = _read_json(model_dir / "config.json")

@@ -17,6 +17,7 @@ This module imports nothing heavy at import time, so `load_recipe` + `apply_env`
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import difflib
 import enum
@@ -98,7 +99,8 @@ def _make_parser(types, prog: str | None):
     class _RecipeArgumentParser(HfArgumentParser):
         # argparse exits on errors; a library raises, and the CLI main prints `error: ...` and exits 2.
         def error(self, message):
-            raise RecipeError(message)
+            # Only the command line reaches argparse unchecked: the YAML's values were checked before.
+            raise RecipeError(f"command line: {message}")
 
     parser = _RecipeArgumentParser(
         types,
@@ -188,7 +190,7 @@ def parse_recipe(
             raise RecipeError(f"{where}: unknown key {key!r}.{suggest(key, valid)}")
 
     parser = _make_parser(types, prog)
-    parser.set_defaults(**keys)
+    parser.set_defaults(**_checked_values(parser, types, keys, where))
     *outputs, remaining = parser.parse_args_into_dataclasses(
         args=argv, return_remaining_strings=True, look_for_args_file=False
     )
@@ -197,7 +199,7 @@ def parse_recipe(
         if flags:
             name = flags[0].lstrip("-").split("=", 1)[0].replace("-", "_")
             raise RecipeError(f"command line: unknown key {flags[0]!r}.{suggest(name, valid)}")
-        raise RecipeError(f"command line: unexpected value(s) {remaining} (the recipe path must come first)")
+        raise RecipeError(f"command line: unexpected value(s) {remaining}{_why_unexpected(argv, remaining[0])}")
     outputs = outputs[: len(types)]
 
     asked = dict(keys)
@@ -209,6 +211,69 @@ def parse_recipe(
             asked[key] = getattr(by_name[key], key)
     asked = {k: _plain(getattr(by_name[k], k)) if k in by_name else v for k, v in asked.items()}
     return ParsedRecipe(*outputs, recipe_path=recipe_path, recipe=asked, env=env, argv=list(argv))
+
+
+def _why_unexpected(argv: list[str], value: str) -> str:
+    if value.endswith((".yaml", ".yml")):
+        return " (the recipe path must come first)"
+    before = [t for t in argv[: argv.index(value)] if t.startswith("--")] if value in argv else []
+    return f" after {before[-1].split('=', 1)[0]}, which takes one value" if before else ""
+
+
+# ---- YAML values: checked against each key's type before they become argparse defaults ---------------------
+# argparse converts only *string* defaults and never checks them against `choices`, so without this a YAML
+# `num_frames: [16, 32]`, `per_device_train_batch_size: 1.5` or `horizontal_flip_prob: yes` (YAML's boolean)
+# would reach the dataclasses, or torch, unchecked and fail far from the recipe, or not at all.
+_KINDS = {"int": "an integer", "float": "a number", "string_to_bool": "true or false", "str": "a string"}
+
+
+def _checked_values(parser, types, keys: dict, where: str) -> dict:
+    actions = {a.dest: a for a in parser._actions}
+    hints = {}
+    for t in types:
+        hints.update(typing.get_type_hints(t))
+    return {key: _checked(actions[key], hints.get(key), value, f"{where}: key {key!r}")
+            if key in actions and value is not None and actions[key].type is not None else value
+            for key, value in keys.items()}
+
+
+def _checked(action, hint, value, label: str):
+    many = action.nargs in ("+", "*") or isinstance(action.nargs, int)
+    if isinstance(value, (list, tuple)):
+        if many:
+            return [_checked_one(action, v, label) for v in value]
+        if any(typing.get_origin(a) is list for a in typing.get_args(hint)):  # e.g. report_to: [tensorboard]
+            return list(value)
+        raise RecipeError(f"{label}: expected one value ({_kind(action)}), got the list {value!r}")
+    value = _checked_one(action, value, label)
+    return [value] if many else value  # `eval_recordings: SL14_R4` means a list of one
+
+
+def _kind(action) -> str:
+    name = getattr(action.type, "__name__", "")
+    if action.choices:
+        return "one of " + ", ".join(str(getattr(c, "value", c)) for c in action.choices)
+    return _KINDS.get(name, f"a {name} value" if name and name != "<lambda>" else "a value")
+
+
+def _checked_one(action, value, label: str):
+    name = getattr(action.type, "__name__", "")
+    if isinstance(value, (list, tuple, dict)):
+        raise RecipeError(f"{label}: expected {_kind(action)} in the list, got {value!r}")
+    if name in ("int", "float") and isinstance(value, bool):
+        raise RecipeError(f"{label}: expected {_kind(action)}, got {value!r} (YAML reads yes/no/on/off/true/false "
+                          "as booleans)")
+    if name == "int" and isinstance(value, float):
+        if not value.is_integer():
+            raise RecipeError(f"{label}: expected {_kind(action)}, got {value!r}")
+        value = int(value)
+    try:
+        out = action.type(value if isinstance(value, (str, bool)) else str(value))
+    except (TypeError, ValueError, argparse.ArgumentTypeError):
+        raise RecipeError(f"{label}: expected {_kind(action)}, got {value!r}") from None
+    if action.choices and out not in action.choices:
+        raise RecipeError(f"{label}: expected {_kind(action)}, got {value!r}")
+    return out
 
 
 REDACTED = "<redacted>"

@@ -37,6 +37,7 @@ import argparse
 import csv
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -58,6 +59,21 @@ def resolve_device(device: str | None = "auto"):
     return torch.device(device)
 
 
+def is_local_model_path(model_dir: str | Path) -> bool:
+    """Whether ``model_dir`` names a local folder rather than a Hub id ``ORG/NAME``.
+
+    Local: it exists; it starts with ``.``, ``/`` or ``~``; it ends with a path separator; it has other than one
+    ``/``; or its first component is a local folder (``outputs/run`` when ``outputs/`` exists), so a missing run
+    folder is reported as missing instead of being looked up on the Hub.
+    """
+    text = str(model_dir)
+    if Path(text).expanduser().exists():
+        return True
+    if text.startswith((".", "/", "~")) or text.endswith(("/", os.sep)) or text.count("/") != 1:
+        return True
+    return Path(text.split("/")[0]).is_dir()
+
+
 def load_model_and_processor(model_dir: str | Path, device: str | None = "auto"):
     """Model (eval mode, on ``device``) and its ``ThermalVideoProcessor`` from a folder, checkpoint or Hub id."""
     from transformers import AutoModelForVideoClassification, AutoVideoProcessor
@@ -65,9 +81,15 @@ def load_model_and_processor(model_dir: str | Path, device: str | None = "auto")
     import thermal_hf  # noqa: F401  registers the Auto classes
 
     local = Path(str(model_dir)).expanduser()
-    if (local.exists() or str(model_dir).startswith((".", "/", "~")) or str(model_dir).count("/") != 1) and not (
-        local / "config.json"
-    ).is_file():
+    is_local = is_local_model_path(model_dir)
+    if is_local and not local.is_dir():
+        # Caught here: from_pretrained would take `outputs/run` for a Hub id and retry huggingface.co for ~30 s,
+        # then report a connection error that never says the folder is missing.
+        raise ThermalDataError(
+            f"no model folder at {model_dir} (expected config.json + model.safetensors from a training run's "
+            "output_dir, a Trainer checkpoint folder, or a Hub id ORG/NAME)"
+        )
+    if is_local and not (local / "config.json").is_file():
         raise ThermalDataError(
             f"{model_dir}: no config.json; expected a model folder written by save_pretrained, a Trainer checkpoint "
             "folder, or a Hub id ORG/NAME"
@@ -119,6 +141,16 @@ def time_window_plan(timestamps: np.ndarray, num_frames: int, frame_rate: float,
     return nearest_frames(stamps, starts[:, None] + np.arange(num_frames) * step)
 
 
+def open_recording(path: Path):
+    """``h5py.File(path, "r")``; a file h5py cannot open (truncated, not HDF5) is an error naming it."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:  # h5py's own message ("file signature not found") does not say which file
+        raise ThermalDataError(f"{path}: not a readable HDF5 recording ({err})") from None
+
+
 @dataclass
 class _Batch:
     starts: np.ndarray  # window start frames
@@ -129,9 +161,7 @@ class _Batch:
 
 def iter_window_batches(path: Path, num_frames: int, stride: int, batch_size: int) -> Iterator[_Batch]:
     """Yield batches of raw windows, reading each frame row of the HDF5 file once (rolling buffer)."""
-    import h5py
-
-    with h5py.File(path, "r") as handle:
+    with open_recording(path) as handle:
         if "frames" not in handle or handle["frames"].ndim != 3:
             raise ThermalDataError(f"{path}: expected a 'frames' dataset float32 [N, H, W] (degrees Celsius)")
         frames = handle["frames"]
@@ -167,11 +197,9 @@ def iter_window_batches(path: Path, num_frames: int, stride: int, batch_size: in
 def iter_time_window_batches(path: Path, num_frames: int, frame_rate: float, stride: int,
                              batch_size: int) -> Iterator[_Batch]:
     """Yield batches of raw windows resampled at ``frame_rate`` (`time_window_plan`), one read per batch."""
-    import h5py
-
     from thermal_hf.models.thermal_slowfast.video_processing_thermal_slowfast import read_timestamps
 
-    with h5py.File(path, "r") as handle:
+    with open_recording(path) as handle:
         if "frames" not in handle or handle["frames"].ndim != 3:
             raise ThermalDataError(f"{path}: expected a 'frames' dataset float32 [N, H, W] (degrees Celsius)")
         frames = handle["frames"]
@@ -213,9 +241,7 @@ def predict_recording(
     dtype = next(model.parameters()).dtype
     rows: list[dict[str, Any]] = []
     first_ts: int | None = None
-    import h5py
-
-    with h5py.File(path, "r") as handle:
+    with open_recording(path) as handle:
         total = int(handle["frames"].shape[0]) if "frames" in handle else 0
         stamps = np.asarray(handle["timestamps"][:], dtype=np.int64) if "timestamps" in handle and total else None
     if stamps is not None and len(stamps):
@@ -341,8 +367,6 @@ def plot_timeline(rows: list[dict[str, Any]], names: list[str], out: Path, *, ti
 def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride=8, batch_size=8, annotations=None,
                   device="auto", gap_s=0.5) -> list[Path]:
     """Run ``predict_recording`` on each file and write its timeline; return the output folders."""
-    import h5py
-
     model, processor = load_model_and_processor(model_dir, device)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -357,7 +381,7 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
         rows = predict_recording(model, processor, path, stride=stride, batch_size=batch_size)
         write_timeline_csv(rows, out / "timeline.csv")
         keyframes, stamps = None, None
-        with h5py.File(path, "r") as handle:
+        with open_recording(path) as handle:
             if "timestamps" in handle:
                 stamps = np.asarray(handle["timestamps"][:], dtype=np.int64)  # N int64: tiny next to the frames
         if annotations is not None:
@@ -392,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in args.recordings:
             if not path.is_file():
                 raise ThermalDataError(f"recording not found: {path}")
+            with open_recording(path):  # a corrupt file fails here, before the model is loaded
+                pass
         predict_files(args.model, args.recordings, args.output_dir, stride=args.stride, batch_size=args.batch_size,
                       annotations=args.annotations, device=args.device, gap_s=args.gap_s)
     except (ThermalDataError, ValueError, OSError) as err:

@@ -210,6 +210,18 @@ def import_pretrained(model_args, data_args, training_args, label_names) -> str:
     return str(target)
 
 
+def check_architecture(model_args, data_args) -> None:
+    """Fail on an architecture the backbone cannot run (``model_depth: 34``) before the data is converted."""
+    if model_args.model_name_or_path or model_args.pretrained:
+        return  # the architecture comes from the checkpoint; build_model / import_pretrained check the keys
+    from .models.thermal_slowfast import ThermalSlowFastConfig
+
+    try:
+        ThermalSlowFastConfig(num_frames=data_args.num_frames, **model_args.config_overrides())
+    except ValueError as err:
+        raise RecipeError(f"recipe: {err}") from None
+
+
 def build_model(model_args, data_args, training_args, label_names, source: str | None):
     """A model for ``label_names``: from ``source`` (saved folder) if given, else from scratch."""
     from .models.thermal_slowfast import ThermalSlowFastConfig, ThermalSlowFastForVideoClassification
@@ -354,6 +366,7 @@ def run(parsed: ParsedRecipe) -> dict:
     )
 
     # data
+    check_architecture(model_args, data_args)
     data = load_data(data_args, training_args)
     dataset_path, label_names, train_split, eval_split = data.path, data.label_names, data.train, data.eval
 

@@ -471,6 +471,9 @@ def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = Non
             warnings.warn(f"{path} is already converted with different options {differing} (recorded, requested); "
                           "using it as is", stacklevel=2)
         return path
+    if not path.exists():  # a typo in the path: say so, not "neither converted nor raw"
+        raise ThermalDataError(f"dataset {path}: folder not found (expected a raw dataset with frames/ and "
+                               f"annotations/, or a converted one with {CONVERSION_FILE})")
     if not _is_raw_dataset(path):
         raise ThermalDataError(f"{path}: neither a converted thermal-hf dataset ({CONVERSION_FILE}) nor a raw dataset "
                                "folder (frames/ and annotations/)")

@@ -40,6 +40,9 @@ def split_class_counts(dataset_dir: str | Path, target: str = "person") -> tuple
             specs, _ = build_samples(source.splits[s], target)
             counts[s] = np.bincount([x.label for x in specs], minlength=len(names)).astype(np.int64)
         return names, counts
+    if not path.exists():
+        raise ThermalDataError(f"dataset {path}: folder not found (expected a converted dataset from `thermal-hf "
+                               "convert`, or a raw dataset folder with frames/ and annotations/)")
     raise ThermalDataError(f"{path}: neither a converted thermal-hf dataset nor a raw dataset folder "
                            "(expected thermal_hf_conversion.json, or frames/ and annotations/)")
 
@@ -62,8 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="thermal-hf stats", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="converted dataset (or a raw dataset folder)")
     p.add_argument("--weighting", choices=WEIGHTINGS, default="inverse_frequency",
-                   help="inverse_frequency: N/(K*n_c) over present classes (default); effective_number: Cui et al. "
-                        "2019; none: all ones. Classes absent from train get 0 and a warning")
+                   help="inverse_frequency: N/(K*n_c) over present classes (default); inverse_sqrt_frequency: "
+                        "proportional to 1/sqrt(n_c); effective_number: Cui et al. 2019 (--beta); none: all ones. "
+                        "Otherwise classes absent from train get 0 and a warning")
     p.add_argument("--beta", type=float, default=0.999, help="beta of effective_number (default 0.999)")
     p.add_argument("--target", choices=("person", "keyframe"), default="person",
                    help="only for a raw dataset folder: which samples to count (default person)")

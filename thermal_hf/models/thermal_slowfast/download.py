@@ -292,8 +292,9 @@ def download_weights(
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="thermal-hf download-weights",
-        description="Fetch a Kinetics SlowFast checkpoint (resumable, SHA-256 verified, cached) and optionally "
-        "import it as a thermal-hf model.",
+        description="Fetch a Kinetics SlowFast checkpoint (resumable, cached; SHA-256 verified where a digest is "
+        "published, else recorded on first download and checked afterwards) and optionally import it as a thermal-hf "
+        "model.",
     )
     parser.add_argument("name", nargs="?", choices=sorted(REGISTRY), help="which checkpoint")
     parser.add_argument("--list", action="store_true", help="list the known checkpoints and exit")

@@ -1,0 +1,62 @@
+"""The person crop of `bench/exp_person_crop.py` (an experiment script, checked so it cannot rot)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def crop():
+    path = Path(__file__).resolve().parents[1] / "bench" / "exp_person_crop.py"
+    spec = importlib.util.spec_from_file_location("exp_person_crop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_blob_centre_finds_the_largest_warm_blob(crop):
+    frame = np.full((40, 60), 20.0, np.float32)
+    frame[10:14, 40:46] = 25.0  # a 4 x 6 person
+    frame[30, 5] = 25.0  # one warm pixel: smaller, ignored
+    assert crop.blob_centre(frame) == pytest.approx((11.5, 42.5))
+    assert crop.blob_centre(np.full((40, 60), 20.0, np.float32)) is None
+
+
+def test_crop_square_is_centred_and_edge_padded(crop):
+    frames = np.arange(2 * 40 * 60, dtype=np.float32).reshape(2, 40, 60)
+    inside = crop.crop_square(frames, (20.0, 30.0), 8)
+    assert inside.shape == (2, 8, 8)
+    np.testing.assert_array_equal(inside, frames[:, 16:24, 26:34])
+    corner = crop.crop_square(frames, (0.0, 0.0), 8)  # 4 rows and columns outside the frame: edge values
+    assert corner.shape == (2, 8, 8)
+    np.testing.assert_array_equal(corner[:, :5, :5], np.broadcast_to(frames[:, :1, :1], (2, 5, 5)))
+    np.testing.assert_array_equal(corner[:, 4:, 4:], frames[:, :4, :4])
+
+
+def test_patched_dataset_cuts_around_the_annotated_box(crop, monkeypatch):
+    from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
+    from thermal_hf.training import data as training_data
+
+    clip = np.full((16, 40, 60), 20.0, np.float32)
+    clip[:, 30:34, 50:54] = 30.0  # the person, in the bottom-right corner
+
+    class Reader:
+        columns = {"bbox": np.array([[52 / 60, 32 / 40, 4 / 60, 4 / 40]], np.float32)}  # YOLO cx, cy, w, h
+
+        def frames(self, index):
+            return clip
+
+    dataset = object.__new__(training_data.ThermalClipDataset)
+    dataset.processor = ThermalVideoProcessor(num_frames=16, temperature_reference="absolute", temperature_range=(0, 40), mean=0.0, std=1.0)
+    dataset.augmentation, dataset._reader, dataset._labels = None, Reader(), np.array([3])
+    monkeypatch.setattr(training_data.ThermalClipDataset, "__getitem__", training_data.ThermalClipDataset.__getitem__)
+    crop.patch_dataset("annotation", 8)
+    item = dataset[0]
+    assert item["labels"] == 3
+    assert tuple(item["pixel_values"].shape) == (16, 8, 8)
+    hot = item["pixel_values"][0] > 0.5  # 30 C -> 0.75, 20 C -> 0.5
+    assert hot[2:6, 2:6].all() and hot.sum() == 16  # the 4 x 4 person sits in the middle of the 8 x 8 cut
