@@ -194,6 +194,7 @@ def test_help_lists_keys(capsys):
     ("horizontal_flip_prob: yes", "key 'horizontal_flip_prob': expected a number, got True (YAML reads"),
     ("learning_rate: fast", "key 'learning_rate': expected a number, got 'fast'"),
     ("stem_pool: maybe", "key 'stem_pool': expected true or false, got 'maybe'"),
+    ("eval_strategy: no", "key 'eval_strategy': expected one of no, steps, epoch, got False (YAML reads an unquoted"),
     ("eval_strategy: sometimes", "key 'eval_strategy': expected one of no, steps, epoch, got 'sometimes'"),
     ("image_size: [64, wide]", "key 'image_size': expected an integer, got 'wide'"),
 ])

@@ -260,9 +260,12 @@ def _checked_one(action, value, label: str):
     name = getattr(action.type, "__name__", "")
     if isinstance(value, (list, tuple, dict)):
         raise RecipeError(f"{label}: expected {_kind(action)} in the list, got {value!r}")
-    if name in ("int", "float") and isinstance(value, bool):
-        raise RecipeError(f"{label}: expected {_kind(action)}, got {value!r} (YAML reads yes/no/on/off/true/false "
-                          "as booleans)")
+    if isinstance(value, bool) and name not in ("int", "float") and not action.choices:
+        return value  # a string key that also takes a boolean (`resume_from_checkpoint: true`) gets it as it is
+    if isinstance(value, bool) and name != "string_to_bool":
+        # `eval_strategy: no` is the boolean False to YAML 1.1, not the word: the fix is to quote it.
+        raise RecipeError(f"{label}: expected {_kind(action)}, got {value!r} (YAML reads an unquoted yes/no/on/off/"
+                          "true/false as a boolean; quote a word: \"no\")")
     if name == "int" and isinstance(value, float):
         if not value.is_integer():
             raise RecipeError(f"{label}: expected {_kind(action)}, got {value!r}")
