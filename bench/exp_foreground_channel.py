@@ -11,16 +11,23 @@ accuracy against 27.6 ± 0.0 % without the channel):
   pixel minus its median over the clip (every 2nd frame), clipped to -4..8 C and scaled to 0..1, i.e. what
   moved against the room;
 - every model is built with `num_channels=2, stem_channels=2`.
+
+Without `--output` the results go to `outputs/benchmark/<recipe>-foreground/<protocol>`, not to the plain
+recipe's folder, whose runs the benchmark would otherwise reuse (the patch is not part of the recipe).
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from thermal_hf.benchmark import main
 from thermal_hf.models.thermal_slowfast import ThermalSlowFastConfig, ThermalVideoProcessor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from exp_common import with_experiment_output  # noqa: E402
 
 _normalize = ThermalVideoProcessor.normalize
 _config_init = ThermalSlowFastConfig.__init__
@@ -41,4 +48,4 @@ def two_channel_config(self, *args, **kwargs):
 if __name__ == "__main__":
     ThermalVideoProcessor.normalize = normalize_with_foreground
     ThermalSlowFastConfig.__init__ = two_channel_config
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(main(with_experiment_output(sys.argv[1:], "foreground")))

@@ -4,8 +4,8 @@
         --dataset ../shared/datasets/thermal_action_v1 --protocol grouped --seeds 3 --output OUT -- --image_size 48 48
 
 Runs `thermal-hf benchmark` (every argument after `--crop` / `--crop_size` is the benchmark's) with one change
-patched into the training and evaluation datasets: each window is cut to a `crop_size` x `crop_size` square (the
-same square in every frame, edge-padded where it leaves the frame) centred on
+patched into the training and evaluation datasets: each window, once its invalid pixels are repaired, is cut to a
+`crop_size` x `crop_size` square (the same square in every frame, edge-padded where it leaves the frame) centred on
 
 - `annotation`: the keyframe's annotated box (the union of the people for keyframe targets). An oracle: a
   deployed sensor has no annotated box, so this asks whether the person's box would help at all;
@@ -15,63 +15,73 @@ same square in every frame, edge-padded where it leaves the frame) centred on
 The point: the network's features separate the training recordings rather than the postures (BENCHMARKS.md, "Is
 there any signal for the rare classes?"); around the person, the room (its bed, its furniture, where people
 usually are) is mostly cut away. Not a recipe key: see BENCHMARKS.md for what it measured.
+
+Without `--output` the results go to `outputs/benchmark/<recipe>-crop_<crop><crop_size>/<protocol>`, not to the
+plain recipe's folder (the benchmark would reuse its runs: the crop is not part of the recipe). For the same
+reason give each crop its own `--output`.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
-import torch
 from scipy import ndimage
 
 from thermal_hf.benchmark import main
-from thermal_hf.data.transforms import augment, has_invalid
+from thermal_hf.data.transforms import has_invalid
 from thermal_hf.training.data import ThermalClipDataset
 
-BLOB_THRESHOLD = 1.5  # C above the frame's median: the probes' person threshold (exp_rare_class_probes.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from exp_common import with_experiment_output  # noqa: E402
+from exp_rare_class_probes import largest_warm_blob  # noqa: E402  the probes' person blob (BLOB_THRESHOLD)
 
 
 def blob_centre(frame: np.ndarray) -> tuple[float, float] | None:
-    """(row, column) of the largest connected blob warmer than the frame's median by BLOB_THRESHOLD, or None."""
-    mask = frame - np.median(frame) > BLOB_THRESHOLD
-    labelled, count = ndimage.label(mask)
-    if count == 0:
-        return None
-    sizes = ndimage.sum(mask, labelled, range(1, count + 1))
-    return ndimage.center_of_mass(mask, labelled, int(np.argmax(sizes)) + 1)
+    """(row, column) of the largest connected blob warmer than the frame's median by 1.5 C, or None."""
+    found = largest_warm_blob(frame - np.median(frame))
+    return None if found is None else ndimage.center_of_mass(found[0])
 
 
 def crop_square(frames: np.ndarray, centre: tuple[float, float], size: int) -> np.ndarray:
     """`(T, size, size)` cut of `(T, H, W)` centred on (row, column); edge-padded outside the frame."""
-    _, height, width = frames.shape
     top = int(round(centre[0] - size / 2))
     left = int(round(centre[1] - size / 2))
     padded = np.pad(frames, ((0, 0), (size, size), (size, size)), mode="edge")
     return padded[:, top + size: top + 2 * size, left + size: left + 2 * size]
 
 
-def patch_dataset(mode: str, size: int) -> None:
-    def getitem(self: ThermalClipDataset, index: int) -> dict:
-        index = int(index)
-        frames = self._reader.frames(index)
-        if has_invalid(frames, self.processor.invalid_floor):
-            frames = self.processor.clean(frames)
-        frames = np.asarray(self.processor.fit_length(frames), dtype=np.float32)
-        _, height, width = frames.shape
+def crop_reader(dataset: ThermalClipDataset, mode: str, size: int) -> None:
+    """Make ``dataset``'s reader hand out repaired, cut windows; the dataset's own steps (fit_length, augment,
+    normalize) then run on the cut as they run on a whole frame."""
+    read, processor = dataset._reader.frames, dataset.processor
+
+    def frames(index: int) -> np.ndarray:
+        clip = read(index)
+        # Repaired on the whole frame before the cut, where the repair's per-frame median is the room's.
+        clip = processor.clean(clip) if has_invalid(clip, processor.invalid_floor) else np.asarray(clip, np.float32)
+        _, height, width = clip.shape
         if mode == "annotation":
-            cx, cy = self._reader.columns["bbox"][index][:2]
+            cx, cy = dataset._reader.columns["bbox"][index][:2]  # YOLO, normalised
             centre = (cy * height, cx * width)
         else:
-            centre = blob_centre(frames[len(frames) // 2]) or (height / 2, width / 2)
-        frames = crop_square(frames, centre, size)
-        if self.augmentation is not None:
-            frames, _ = augment(frames, None, self.augmentation, self._generator())
-        pixel_values = np.ascontiguousarray(self.processor.normalize(frames), dtype=np.float32)
-        return {"pixel_values": torch.from_numpy(pixel_values), "labels": int(self._labels[index])}
+            centre = blob_centre(clip[len(clip) // 2]) or (height / 2, width / 2)
+        return crop_square(clip, centre, size)
 
-    ThermalClipDataset.__getitem__ = getitem
+    dataset._reader.frames = frames
+
+
+def patch_dataset(mode: str, size: int) -> None:
+    """Every `ThermalClipDataset` built from now on reads cut windows (`crop_reader`)."""
+    init = ThermalClipDataset.__init__
+
+    def patched_init(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        crop_reader(self, mode, size)
+
+    ThermalClipDataset.__init__ = patched_init
 
 
 if __name__ == "__main__":
@@ -83,4 +93,4 @@ if __name__ == "__main__":
     ours, rest = parser.parse_known_args(argv[:cut])
     rest += argv[cut:]
     patch_dataset(ours.crop, ours.crop_size)
-    sys.exit(main(rest))
+    sys.exit(main(with_experiment_output(rest, f"crop_{ours.crop}{ours.crop_size}")))

@@ -100,17 +100,26 @@ def feature_probe(run_dir: Path, data) -> None:
 
 
 # ---- 2. person-blob features ---------------------------------------------------------------------------------
-def blob_row(difference: np.ndarray) -> list[float]:
+def largest_warm_blob(difference: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mask of the largest connected blob warmer than BLOB_THRESHOLD, every blob's size)``; None when none is."""
     mask = difference > BLOB_THRESHOLD
     labelled, count = ndimage.label(mask)
     if count == 0:
-        return [0.0] * 7
+        return None
     sizes = ndimage.sum(mask, labelled, range(1, count + 1))
-    ys, xs = np.nonzero(labelled == int(np.argmax(sizes)) + 1)
+    return labelled == int(np.argmax(sizes)) + 1, sizes
+
+
+def blob_row(difference: np.ndarray) -> list[float]:
+    found = largest_warm_blob(difference)
+    if found is None:
+        return [0.0] * 7
+    largest, sizes = found
+    ys, xs = np.nonzero(largest)
     spread = np.cov(np.stack([ys, xs])) if len(ys) > 2 else np.eye(2)
     low, high = np.sort(np.linalg.eigvalsh(spread + 1e-3 * np.eye(2)))
     excess = difference[ys, xs]
-    return [sizes.max(), mask.sum(), count, excess.max(), excess.mean(), np.sqrt(high / low), np.sqrt(high)]
+    return [sizes.max(), sizes.sum(), len(sizes), excess.max(), excess.mean(), np.sqrt(high / low), np.sqrt(high)]
 
 
 def clip_features(frames: np.ndarray, background: np.ndarray | None) -> np.ndarray:

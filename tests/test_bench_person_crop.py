@@ -37,7 +37,7 @@ def test_crop_square_is_centred_and_edge_padded(crop):
     np.testing.assert_array_equal(corner[:, 4:, 4:], frames[:, :4, :4])
 
 
-def test_patched_dataset_cuts_around_the_annotated_box(crop, monkeypatch):
+def test_cut_reader_cuts_around_the_annotated_box(crop):
     from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
     from thermal_hf.training import data as training_data
 
@@ -53,10 +53,21 @@ def test_patched_dataset_cuts_around_the_annotated_box(crop, monkeypatch):
     dataset = object.__new__(training_data.ThermalClipDataset)
     dataset.processor = ThermalVideoProcessor(num_frames=16, temperature_reference="absolute", temperature_range=(0, 40), mean=0.0, std=1.0)
     dataset.augmentation, dataset._reader, dataset._labels = None, Reader(), np.array([3])
-    monkeypatch.setattr(training_data.ThermalClipDataset, "__getitem__", training_data.ThermalClipDataset.__getitem__)
-    crop.patch_dataset("annotation", 8)
-    item = dataset[0]
+    crop.crop_reader(dataset, "annotation", 8)
+    item = dataset[0]  # the dataset's own __getitem__: fit_length, normalize on the cut
     assert item["labels"] == 3
     assert tuple(item["pixel_values"].shape) == (16, 8, 8)
     hot = item["pixel_values"][0] > 0.5  # 30 C -> 0.75, 20 C -> 0.5
     assert hot[2:6, 2:6].all() and hot.sum() == 16  # the 4 x 4 person sits in the middle of the 8 x 8 cut
+
+
+def test_experiments_write_beside_the_plain_recipe_not_over_it(crop):
+    # The plain recipe's folder holds runs the benchmark would reuse for a patched experiment (same recipe.yaml).
+    from exp_common import with_experiment_output  # bench/ is on sys.path once an experiment script is loaded
+
+    argv = ["recipes/thermal_native.yaml", "--protocol", "grouped", "--seeds", "3", "--", "--image_size", "48", "48"]
+    assert with_experiment_output(argv, "crop_blob24") == [
+        *argv[:5], "--output", str(Path("outputs/benchmark/thermal_native-crop_blob24/grouped")), *argv[5:]]
+    given = ["recipes/thermal_native.yaml", "--protocol", "grouped", "--output", "mine"]
+    assert with_experiment_output(given, "crop_blob24") == given
+    assert with_experiment_output(["recipes/x.yaml", "--protocol", "random"], "v") == ["recipes/x.yaml", "--protocol", "random"]
