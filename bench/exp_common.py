@@ -6,6 +6,18 @@ from pathlib import Path
 
 from thermal_hf.benchmark import build_parser
 
+#: Recipe overrides that turn today's `recipes/thermal_native.yaml` back into the whole-room recipe the
+#: experiments before the seventh session patched: keyframe targets scored as they are, the whole 40 x 60 frame,
+#: no rotation. Given first, so the experiment's own overrides after `--` still win.
+WHOLE_ROOM = ("--target", "keyframe", "--eval_target", "null", "--person_crop_size", "null", "--image_size", "40",
+              "60", "--random_rotation_degrees", "0")
+
+
+def with_whole_room(argv: list[str]) -> list[str]:
+    """`thermal-hf benchmark` arguments with `WHOLE_ROOM` as the first recipe overrides (after `--`)."""
+    cut = argv.index("--") if "--" in argv else len(argv)
+    return [*argv[:cut], "--", *WHOLE_ROOM, *argv[cut + 1:]]
+
 
 def with_experiment_output(argv: list[str], variant: str) -> list[str]:
     """`thermal-hf benchmark` arguments with ``--output outputs/benchmark/<recipe>-<variant>/<protocol>`` added when

@@ -27,7 +27,7 @@ from thermal_hf.benchmark import main
 from thermal_hf.models.thermal_slowfast import ThermalSlowFastConfig, ThermalVideoProcessor
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exp_common import with_experiment_output  # noqa: E402
+from exp_common import with_experiment_output, with_whole_room  # noqa: E402
 
 _normalize = ThermalVideoProcessor.normalize
 _config_init = ThermalSlowFastConfig.__init__
@@ -48,4 +48,4 @@ def two_channel_config(self, *args, **kwargs):
 if __name__ == "__main__":
     ThermalVideoProcessor.normalize = normalize_with_foreground
     ThermalSlowFastConfig.__init__ = two_channel_config
-    sys.exit(main(with_experiment_output(sys.argv[1:], "foreground")))
+    sys.exit(main(with_experiment_output(with_whole_room(sys.argv[1:]), "foreground")))

@@ -14,7 +14,9 @@ patched into the training and evaluation datasets: each window, once its invalid
 
 The point: the network's features separate the training recordings rather than the postures (BENCHMARKS.md, "Is
 there any signal for the rare classes?"); around the person, the room (its bed, its furniture, where people
-usually are) is mostly cut away. Not a recipe key: see BENCHMARKS.md for what it measured.
+usually are) is mostly cut away. What a deployed sensor can do became the recipe key `person_crop_size` (each
+annotated person's own box in training, the largest blob 3 C above the median otherwise: at 1.5 C, as `blob`
+here, people lying on a warm bed merge with it); this script keeps the two variants BENCHMARKS.md measured before.
 
 Without `--output` the results go to `outputs/benchmark/<recipe>-crop_<crop><crop_size>/<protocol>`, not to the
 plain recipe's folder (the benchmark would reuse its runs: the crop is not part of the recipe). For the same
@@ -31,11 +33,12 @@ import numpy as np
 from scipy import ndimage
 
 from thermal_hf.benchmark import main
+from thermal_hf.data.person_crop import crop_square
 from thermal_hf.data.transforms import has_invalid
 from thermal_hf.training.data import ThermalClipDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exp_common import with_experiment_output  # noqa: E402
+from exp_common import with_experiment_output, with_whole_room  # noqa: E402
 from exp_rare_class_probes import largest_warm_blob  # noqa: E402  the probes' person blob (BLOB_THRESHOLD)
 
 
@@ -43,14 +46,6 @@ def blob_centre(frame: np.ndarray) -> tuple[float, float] | None:
     """(row, column) of the largest connected blob warmer than the frame's median by 1.5 C, or None."""
     found = largest_warm_blob(frame - np.median(frame))
     return None if found is None else ndimage.center_of_mass(found[0])
-
-
-def crop_square(frames: np.ndarray, centre: tuple[float, float], size: int) -> np.ndarray:
-    """`(T, size, size)` cut of `(T, H, W)` centred on (row, column); edge-padded outside the frame."""
-    top = int(round(centre[0] - size / 2))
-    left = int(round(centre[1] - size / 2))
-    padded = np.pad(frames, ((0, 0), (size, size), (size, size)), mode="edge")
-    return padded[:, top + size: top + 2 * size, left + size: left + 2 * size]
 
 
 def crop_reader(dataset: ThermalClipDataset, mode: str, size: int) -> None:
@@ -93,4 +88,4 @@ if __name__ == "__main__":
     ours, rest = parser.parse_known_args(argv[:cut])
     rest += argv[cut:]
     patch_dataset(ours.crop, ours.crop_size)
-    sys.exit(main(with_experiment_output(rest, f"crop_{ours.crop}{ours.crop_size}")))
+    sys.exit(main(with_experiment_output(with_whole_room(rest), f"crop_{ours.crop}{ours.crop_size}")))

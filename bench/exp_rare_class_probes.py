@@ -6,7 +6,8 @@
 Two probes, neither a recipe option, both asking whether anything in an unseen recording tells the rare classes
 (sitting, walking, transitions, kneeling) apart, beyond the class prior:
 
-1. **Feature probe** (`--runs`, the output folder of a finished grouped `thermal-hf benchmark` run of the recipe):
+1. **Feature probe** (`--runs`, the output folder of a finished grouped `thermal-hf benchmark` run of the whole-room
+   recipe: `thermal-hf benchmark recipes/thermal_native.yaml ... -- ` plus `exp_common.WHOLE_ROOM`):
    the trained models' pooled features (the input of the classification layer) classified by nearest class mean
    (cosine) and by k-nearest neighbours among the training clips. A classifier head biased towards the common
    classes would hide rare-class information the features still carry; these classifiers have no such bias.
@@ -24,6 +25,7 @@ here), training on the others.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,9 @@ from thermal_hf.data.recordings import Recording
 from thermal_hf.data.transforms import DEFAULT_INVALID_FLOOR, repair_invalid
 from thermal_hf.train import load_data
 from thermal_hf.training.metrics import compute_classification_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from exp_common import WHOLE_ROOM  # noqa: E402  the keyframe clips of the whole room these probes measured
 
 BLOB_THRESHOLD = 1.5  # C above the reference: a person's skin/clothes read 2-8 C above these floors
 
@@ -189,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     recordings = [path.stem for path in Path(args.dataset, "frames").glob("*.h5")]
     (fold,) = plan_folds(recordings, "grouped")  # the benchmark's grouped split: the last recording of each room
-    parsed = parse([args.recipe, "--dataset", args.dataset, "--split_by", "annotations",
+    parsed = parse([args.recipe, *WHOLE_ROOM, "--dataset", args.dataset, "--split_by", "annotations",
                     "--eval_recordings", *fold.test_recordings])
     data = load_data(parsed.data_args, parsed.training_args)
     if args.runs is not None:

@@ -26,17 +26,6 @@ def test_blob_centre_finds_the_largest_warm_blob(crop):
     assert crop.blob_centre(np.full((40, 60), 20.0, np.float32)) is None
 
 
-def test_crop_square_is_centred_and_edge_padded(crop):
-    frames = np.arange(2 * 40 * 60, dtype=np.float32).reshape(2, 40, 60)
-    inside = crop.crop_square(frames, (20.0, 30.0), 8)
-    assert inside.shape == (2, 8, 8)
-    np.testing.assert_array_equal(inside, frames[:, 16:24, 26:34])
-    corner = crop.crop_square(frames, (0.0, 0.0), 8)  # 4 rows and columns outside the frame: edge values
-    assert corner.shape == (2, 8, 8)
-    np.testing.assert_array_equal(corner[:, :5, :5], np.broadcast_to(frames[:, :1, :1], (2, 5, 5)))
-    np.testing.assert_array_equal(corner[:, 4:, 4:], frames[:, :4, :4])
-
-
 def test_cut_reader_cuts_around_the_annotated_box(crop):
     from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
     from thermal_hf.training import data as training_data
@@ -71,3 +60,18 @@ def test_experiments_write_beside_the_plain_recipe_not_over_it(crop):
     given = ["recipes/thermal_native.yaml", "--protocol", "grouped", "--output", "mine"]
     assert with_experiment_output(given, "crop_blob24") == given
     assert with_experiment_output(["recipes/x.yaml", "--protocol", "random"], "v") == ["recipes/x.yaml", "--protocol", "random"]
+
+
+def test_experiments_run_the_whole_room_recipe_under_their_own_overrides(crop):
+    # The experiments patch the whole-room recipe they measured; today's recipe crops around the person itself.
+    from exp_common import WHOLE_ROOM, with_whole_room
+
+    from thermal_hf.benchmark import parse
+
+    argv = with_whole_room(["recipes/thermal_native.yaml", "--protocol", "grouped", "--", "--target", "person"])
+    assert argv == ["recipes/thermal_native.yaml", "--protocol", "grouped", "--", *WHOLE_ROOM, "--target", "person"]
+    assert with_whole_room(["r.yaml"]) == ["r.yaml", "--", *WHOLE_ROOM]
+    parsed = parse(["recipes/thermal_native.yaml", *WHOLE_ROOM, "--target", "person"])
+    assert parsed.model_args.person_crop_size is None and list(parsed.model_args.image_size) == [40, 60]
+    assert parsed.data_args.random_rotation_degrees == 0 and parsed.data_args.eval_target is None
+    assert parsed.data_args.target == "person"  # the experiment's own override wins

@@ -215,6 +215,37 @@ def test_leave_one_recording_out_predicts_every_sample_once(small_dataset, tmp_p
     assert sum(results["aggregate"]["per_class_recall"][n]["support"] for n in results["label_names"]) == sum(pooled.values())
 
 
+@pytest.mark.slow
+def test_people_answers_voted_into_keyframes(small_dataset, tmp_path):
+    # target person + eval_target keyframe: trained on each annotated person (cut around their blob), scored once
+    # per keyframe of the held-out recordings, its people's answers voted as its label is made from theirs.
+    from thermal_hf.training.keyframe_vote import majority
+
+    raw, cache = small_dataset
+    out = tmp_path / "kf"
+    assert main([str(TINY), "--dataset", str(raw), "--protocol", "grouped", "--output", str(out), "--seeds", "1",
+                 *_extras(cache), "--target", "person", "--eval_target", "keyframe", "--person_crop_size", "16",
+                 "--random_rotation_degrees", "90"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    (fold,) = results["folds"]
+    (run,) = results["runs"]
+    from thermal_hf.data.convert import load_converted
+
+    dataset = load_converted(results["converted_dataset"])
+    people = {}  # keyframe -> its people's labels
+    for split in dataset.values():
+        for r, i, label in zip(split["recording"], split["image_id"], split["label"]):
+            if r in fold["test_recordings"]:
+                people.setdefault((r, i), []).append(label)
+    assert fold["test_samples"] == len(people) <= sum(map(len, people.values()))
+    predictions = _predictions(run)
+    keys = list(zip(predictions["recording"], predictions["image_id"]))
+    assert sorted(keys) == sorted(people) and "object_id" not in predictions  # one row per keyframe
+    assert predictions["labels"] == [majority(np.asarray(people[k]), len(results["label_names"])) for k in keys]
+    saved = json.loads((Path(run["output_dir"]) / "video_preprocessor_config.json").read_text())
+    assert saved["person_crop_size"] == 16 and saved["person_threshold"] == 3.0
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # CLI errors
 # ---------------------------------------------------------------------------------------------------------------

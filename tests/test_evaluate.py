@@ -184,6 +184,9 @@ def test_raw_folder_is_converted_with_the_models_training_options(tiny_model_dir
     assert training_conversion_options(model_dir, model) == {
         "num_frames": config.num_frames, "split_by": "recording", "val_fraction": 0.25, "seed": 3, "target": "keyframe"
     }
+    # trained on people and scored per keyframe (eval_target): the people are converted, their answers voted
+    (model_dir / "recipe.yaml").write_text("target: person\neval_target: keyframe\n")
+    assert training_conversion_options(model_dir, model)["target"] == "person"
 
 
 def test_held_out_recordings_of_the_recipe_are_what_validation_means(tiny_model_dir, converted_dataset, tmp_path):
@@ -211,6 +214,26 @@ def test_held_out_recordings_of_the_recipe_are_what_validation_means(tiny_model_
     (model_dir / "recipe.yaml").write_text("eval_recordings: [NOT_A_RECORDING]\n")
     with pytest.raises(ValueError, match="NOT_A_RECORDING"):
         evaluate(model_dir, converted_dataset, tmp_path / "eval2", progress=False)
+
+
+def test_people_answers_voted_into_keyframes_when_the_recipe_says_so(tiny_model_dir, converted_dataset, tmp_path):
+    """A model whose recipe scored keyframes by its people's votes (`eval_target: keyframe`) is evaluated so too."""
+    import shutil
+
+    from thermal_hf.data.convert import load_converted
+    from thermal_hf.evaluate import evaluate
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    people = load_converted(converted_dataset)["validation"]
+    keyframes = len(set(zip(people["recording"], people["image_id"])))
+    assert keyframes < len(people)  # the fixture has keyframes with several people
+    (model_dir / "recipe.yaml").write_text("target: person\neval_target: keyframe\n")
+    result = evaluate(model_dir, converted_dataset, tmp_path / "eval", progress=False)
+    assert result["num_samples"] == keyframes and result["per_person"]["num_samples"] == len(people)
+    assert sum(m["support"] for m in result["per_class"].values()) == keyframes
+    assert f"scored per keyframe ({keyframes} keyframes)" in (tmp_path / "eval" / "report.md").read_text()
+    assert len((tmp_path / "eval" / "predictions.csv").read_text().splitlines()) == len(people) + 1  # per person
 
 
 def test_missing_model_or_dataset_folder_is_named(tiny_model_dir, converted_dataset, tmp_path, monkeypatch, capsys):

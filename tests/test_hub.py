@@ -94,6 +94,9 @@ def test_card_says_how_windows_are_timed(card_model_dir, tmp_path):
     assert "at 1.5 frames/s" in card  # the input row of the card's table
     section = _dataset_section({"dataset": {"conversion_options": {"frame_rate": 1.5}}}, None)
     assert "windows of frames resampled at 1.5 frames/s" in section and "`frame_rate=1.5`" in section
+    assert "around the person" not in card
+    ThermalVideoProcessor(num_frames=num_frames, person_crop_size=24).save_pretrained(model_dir)
+    assert "cut to 24 x 24 pixels around the person (the largest blob 3 C warmer" in render_model_card(model_dir, repo_id="org/t")
 
 
 def test_card_without_results_is_an_explicit_choice(tiny_model_dir):

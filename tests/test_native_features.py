@@ -662,6 +662,13 @@ def test_write_eval_predictions(tmp_path):
     assert written["keyframe_index"] == [5, 9, 120]
     assert written["object_id"] == [1, 1, 2]
     assert "frames" not in written
+    # people voted into keyframes: one row per keyframe, with its first person's provenance and no object_id
+    voted = SimpleNamespace(last_scores=scores[:2], last_labels=np.array([0, 1]), last_rows=np.array([0, 2]),
+                            keyframe_groups=np.array([0, 0, 1]))
+    write_eval_predictions(path, voted, eval_split, ["x", "y", "z"])
+    written = json.loads(path.read_text())
+    assert written["labels"] == [0, 1] and written["recording"] == ["SL1_R1", "SL2_R3"]
+    assert written["image_id"] == [10, 40] and "object_id" not in written
     # nothing evaluated, or scores of another split: no file
     other = tmp_path / "none.json"
     write_eval_predictions(other, SimpleNamespace(last_scores=None, last_labels=None), eval_split, ["x", "y", "z"])

@@ -158,20 +158,30 @@ def plan_folds(recordings, protocol: str, eval_recordings: list[str] | None = No
     return [Fold(name, [name], [other for other in names if other != name]) for name in names]
 
 
-def describe_folds(folds: list[Fold], split_recordings: dict[str, list[str]], train_split: str, eval_split: str) -> None:
-    """Fill in the recordings of the `given` fold and every fold's clip counts from the dataset's ``recording`` columns."""
-    pooled: dict[str, int] = {}
-    for column in split_recordings.values():
-        for name in column:
-            pooled[name] = pooled.get(name, 0) + 1
+def describe_folds(folds: list[Fold], split_recordings: dict[str, list[str]], train_split: str, eval_split: str,
+                   eval_split_recordings: dict[str, list[str]] | None = None) -> None:
+    """Fill in the recordings of the `given` fold and every fold's clip counts from the dataset's ``recording``
+    columns; test clips are counted in ``eval_split_recordings`` if given (one entry per keyframe when the
+    people's answers are voted into keyframes, ``eval_target: keyframe``)."""
+    eval_split_recordings = split_recordings if eval_split_recordings is None else eval_split_recordings
+
+    def pooled(columns: dict[str, list[str]]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for column in columns.values():
+            for name in column:
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    train_counts, test_counts = pooled(split_recordings), pooled(eval_split_recordings)
     for fold in folds:
         if fold.test_recordings is None:
             fold.train_recordings = sorted(set(split_recordings[train_split]), key=natural_key)
-            fold.test_recordings = sorted(set(split_recordings[eval_split]), key=natural_key)
-            fold.train_samples, fold.test_samples = len(split_recordings[train_split]), len(split_recordings[eval_split])
+            fold.test_recordings = sorted(set(eval_split_recordings[eval_split]), key=natural_key)
+            fold.train_samples = len(split_recordings[train_split])
+            fold.test_samples = len(eval_split_recordings[eval_split])
         else:
-            fold.test_samples = sum(pooled.get(name, 0) for name in fold.test_recordings)
-            fold.train_samples = sum(pooled.get(name, 0) for name in fold.train_recordings)
+            fold.test_samples = sum(test_counts.get(name, 0) for name in fold.test_recordings)
+            fold.train_samples = sum(train_counts.get(name, 0) for name in fold.train_recordings)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -448,7 +458,11 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
     split_recordings = {name: list(dataset[name]["recording"]) for name in dataset}
     all_recordings = [name for column in split_recordings.values() for name in column]
     folds = plan_folds(all_recordings, protocol, eval_recordings)
-    describe_folds(folds, split_recordings, data_args.train_split, data_args.eval_split)
+    eval_split_recordings = None
+    if data_args.eval_target == "keyframe" and data_args.target == "person":  # one test clip per keyframe
+        eval_split_recordings = {name: [recording for recording, _ in dict.fromkeys(
+            zip(dataset[name]["recording"], dataset[name]["image_id"]))] for name in dataset}
+    describe_folds(folds, split_recordings, data_args.train_split, data_args.eval_split, eval_split_recordings)
 
     seeds = [base_seed + i for i in range(num_seeds)]
     predictions = [[None] * len(folds) for _ in seeds]

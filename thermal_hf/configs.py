@@ -97,6 +97,17 @@ class ModelArguments:
             "clip's median, i.e. the room: temperature_range is then -5 15 unless set)."
         },
     )
+    person_crop_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Processor: cut every clip to a square of this many sensor pixels around the person: the largest "
+            "blob warmer than the middle frame's median by person_threshold (a clip labelled for one annotated "
+            "person: the blob in their box), which the model resizes to image_size (unset: the whole frame)."
+        },
+    )
+    person_threshold: float | None = field(
+        default=None, metadata={"help": "Processor: C above the frame's median that a person's pixels are (unset: 3.0)."}
+    )
     normalize_mean: float | None = field(default=None, metadata={"help": "Processor: mean subtracted after scaling (unset: none)."})
     normalize_std: float | None = field(default=None, metadata={"help": "Processor: std divided after scaling (unset: none)."})
 
@@ -106,6 +117,9 @@ class ModelArguments:
         _check_choice("pretrained_format", self.pretrained_format, CHECKPOINT_FORMATS)
         if self.temperature_reference is not None:
             _check_choice("temperature_reference", self.temperature_reference, TEMPERATURE_REFERENCES)
+        if self.person_crop_size is not None and self.person_crop_size < 1:
+            raise RecipeError(f"recipe key 'person_crop_size': expected a positive number of pixels or null; got "
+                              f"{self.person_crop_size}")
         if self.model_name_or_path and self.pretrained:
             raise RecipeError(
                 "recipe keys 'model_name_or_path' and 'pretrained' are exclusive: the first is a saved model to "
@@ -153,6 +167,14 @@ class DataArguments:
             "frame. Saved with the model: inference on a recording resamples the same way."
         },
     )
+    eval_target: str | None = field(
+        default=None,
+        metadata={
+            "help": "What the evaluation scores, person or keyframe (unset: target). With target: person, "
+            "keyframe makes each keyframe's answer from its people's answers by the rule that makes its label from "
+            "their labels (most common class, ties to the lowest id) and scores it against the keyframe labels."
+        },
+    )
     split_by: str = field(default="annotations", metadata={"help": "annotations (the users' split) or recording."})
     val_fraction: float = field(default=0.2, metadata={"help": "Validation share when split_by=recording."})
     split_seed: int = field(default=0, metadata={"help": "Seed of the split_by=recording split."})
@@ -194,11 +216,19 @@ class DataArguments:
         metadata={"help": "Probability of erasing one rectangle (2-20 percent of the frame, every frame) to the background."},
     )
     temporal_jitter: int = field(default=0, metadata={"help": "Max window shift in frames."})
+    random_rotation_degrees: float = field(
+        default=0.0, metadata={"help": "Max angle (0..180) a clip is turned about its centre, either way (top views)."}
+    )
     mixup_alpha: float = field(default=0.0, metadata={"help": "Mixup Beta(alpha, alpha); 0 = off."})
     cutmix_alpha: float = field(default=0.0, metadata={"help": "CutMix Beta(alpha, alpha); 0 = off."})
 
     def __post_init__(self):
         _check_choice("target", self.target, ("person", "keyframe"))
+        if self.eval_target is not None:
+            _check_choice("eval_target", self.eval_target, ("person", "keyframe"))
+            if self.eval_target != self.target and self.target != "person":
+                raise RecipeError(f"recipe key 'eval_target': {self.eval_target} needs target: person (the people's "
+                                  f"answers are voted into keyframes); with target: {self.target} leave it unset")
         _check_choice("split_by", self.split_by, ("annotations", "recording"))
         _check_choice("sampling", self.sampling, SAMPLINGS)
         if self.num_frames < 1:

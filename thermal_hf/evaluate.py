@@ -212,7 +212,19 @@ def evaluate(
 
     labels = to_model[np.asarray(data.with_format("numpy", columns=["label"])["label"], dtype=np.int64)]
     probs = postprocess_probabilities(logits, model.config.problem_type)
-    metrics = compute_classification_metrics(probs, labels, num_labels, label_names)
+    person_labels, per_person = labels, None
+    if training_votes_keyframes(model_dir) and "object_id" in data.column_names and min(data["object_id"]) >= 0:
+        # Trained on people and scored per keyframe (its recipe's eval_target): the people's answers are voted into
+        # keyframes, as training and the benchmark score it; the per-person figures are kept beside them.
+        from thermal_hf.training.keyframe_vote import keyframe_groups, vote
+
+        per_person = compute_classification_metrics(probs, labels, num_labels, label_names)
+        scores, labels, _ = vote(probs, labels, keyframe_groups(data["recording"], data["image_id"]))
+        metrics = compute_classification_metrics(scores, labels, num_labels, label_names)
+        metrics["per_person"] = {key: per_person[key] for key in (k for k, _ in HEADLINE)}
+        metrics["per_person"]["num_samples"] = per_person["num_samples"]
+    else:
+        metrics = compute_classification_metrics(probs, labels, num_labels, label_names)
 
     if "train" in dsd and len(dsd["train"]):
         source = "train"
@@ -260,10 +272,11 @@ def evaluate(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(_json_safe(result), indent=2) + "\n")
-    _write_predictions(out / "predictions.csv", data, labels, probs, label_names)
+    _write_predictions(out / "predictions.csv", data, person_labels, probs, label_names)  # one row per clip
     (out / "report.md").write_text(render_report(result))
+    unit = "keyframes, voted" if per_person is not None else "samples"
     plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), label_names, out / "confusion_matrix.png",
-                          title=f"{Path(str(model_dir)).name} on {split} ({len(data)} samples)")
+                          title=f"{Path(str(model_dir)).name} on {split} ({len(labels)} {unit})")
     return result
 
 
@@ -322,6 +335,14 @@ def render_report(result: dict[str, Any]) -> str:
         f"{result['model']['model_depth']}, {result['model']['num_frames']} frames)",
         f"- dataset: `{result['dataset']['path']}`, split `{result['split']}`, {result['num_samples']} samples",
         f"- baseline: always `{base['majority_class']}`, the majority class of the `{base['source_split']}` split",
+    ]
+    if result.get("per_person"):
+        person = result["per_person"]
+        lines.append(f"- scored per keyframe ({result['num_samples']} keyframes): each keyframe's answer is its "
+                     f"{person['num_samples']} people's most common answer (ties to the lowest class id), as its "
+                     "label is made from theirs (the recipe's `eval_target: keyframe`); per person: mean class "
+                     f"accuracy {_pct(person['mean_class_accuracy'])}, top-1 {_pct(person['top1_accuracy'])}")
+    lines += [
         "",
         "| Metric | Model | Majority baseline |",
         "|---|---|---|",
@@ -402,6 +423,12 @@ def _training_recipe(model_dir) -> dict | None:
 
     recipe_file = Path(str(model_dir)) / "recipe.yaml"
     return (yaml.safe_load(recipe_file.read_text()) or {}) if recipe_file.is_file() else None
+
+
+def training_votes_keyframes(model_dir) -> bool:
+    """True when the model's recipe trained on people and scored keyframes by their votes (``eval_target``)."""
+    recipe = _training_recipe(model_dir) or {}
+    return recipe.get("eval_target") == "keyframe" and recipe.get("target", "person") == "person"
 
 
 def training_eval_recordings(model_dir) -> list[str] | None:

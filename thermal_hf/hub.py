@@ -346,7 +346,8 @@ def render_model_card(
         raise ThermalDataError(f"{model_dir}: no config.json; expected a folder written by save_pretrained")
     config = _read_json(model_dir / "config.json")
     processor_file = model_dir / "video_preprocessor_config.json"
-    frame_rate = (_read_json(processor_file) if processor_file.is_file() else {}).get("frame_rate")
+    processor_config = _read_json(processor_file) if processor_file.is_file() else {}
+    frame_rate, person_crop_size = processor_config.get("frame_rate"), processor_config.get("person_crop_size")
 
     if metrics is None and (model_dir / "metrics.json").is_file():
         metrics = model_dir / "metrics.json"
@@ -403,8 +404,11 @@ def render_model_card(
         "input_description": (
             f"{num_frames} frames x {height} x {width} thermal pixels in degrees Celsius"
             + (f" at {frame_rate:g} frames/s" if frame_rate else "")
-            + f", cleaned and normalised by the bundled video processor, resized to {size[0]} x {size[1]} inside "
-            "the model"
+            + ", cleaned"
+            + (f", cut to {person_crop_size} x {person_crop_size} pixels around the person (the largest blob "
+               f"{processor_config.get('person_threshold', 3.0):g} C warmer than the frame's median)"
+               if person_crop_size else "")
+            + f" and normalised by the bundled video processor, resized to {size[0]} x {size[1]} inside the model"
         ),
         "window_note": _window_note(num_frames, frame_rate),
         "base_checkpoint": base,

@@ -160,6 +160,10 @@ def build_processor(model_args, data_args, source: str | None):
     processor.num_frames = data_args.num_frames
     processor.frame_rate = data_args.frame_rate  # the windows' time resampling, reproduced at inference
     processor.invalid_floor = data_args.invalid_floor
+    if model_args.person_crop_size is not None:
+        processor.person_crop_size = int(model_args.person_crop_size)
+    if model_args.person_threshold is not None:
+        processor.person_threshold = float(model_args.person_threshold)
     if model_args.temperature_range is not None:
         processor.temperature_range = tuple(model_args.temperature_range)
     if model_args.temperature_reference is not None and model_args.temperature_reference != processor.temperature_reference:
@@ -318,12 +322,36 @@ def eval_summary(metrics: dict, eval_counts, train_counts) -> str:
     )
 
 
+def keyframe_groups_of(data_args, eval_split):
+    """The keyframe number of each evaluated person row when the recipe scores keyframes by the people's votes
+    (``target: person``, ``eval_target: keyframe``; `thermal_hf.training.keyframe_vote`), else None."""
+    if data_args.eval_target != "keyframe" or data_args.target != "person":
+        return None
+    from .training.keyframe_vote import keyframe_groups
+
+    return keyframe_groups(eval_split["recording"], eval_split["image_id"])
+
+
 def write_eval_predictions(path: Path, compute_metrics, eval_split, label_names) -> None:
-    """Per-clip logits of the last evaluation with each clip's provenance (what `thermal-hf benchmark` pools)."""
+    """Per-clip logits of the last evaluation with each clip's provenance (what `thermal-hf benchmark` pools):
+    one row per keyframe when the people's answers were voted into keyframes (its first person's provenance)."""
+    import numpy as np
+
     scores, labels = compute_metrics.last_scores, compute_metrics.last_labels
-    if scores is None or len(labels) != len(eval_split):
+    voted = getattr(compute_metrics, "keyframe_groups", None) is not None
+    if scores is None or labels is None:
         return
-    columns = {name: list(eval_split[name]) for name in ("recording", "image_id", "keyframe_index", "object_id") if name in eval_split.column_names}
+    rows = getattr(compute_metrics, "last_rows", None)
+    rows = np.arange(len(labels)) if rows is None else rows
+    # predictions that do not belong to this split's rows are not written
+    if voted and len(rows) and int(rows.max()) >= len(eval_split):
+        return
+    if not voted and len(labels) != len(eval_split):
+        return
+    names = ("recording", "image_id", "keyframe_index") + (() if voted else ("object_id",))
+    columns = {name: list(eval_split[name]) for name in names if name in eval_split.column_names}
+    if voted:
+        columns = {name: [column[int(i)] for i in rows] for name, column in columns.items()}
     path.write_text(json.dumps({
         "label_names": list(label_names),
         "labels": [int(v) for v in labels],
@@ -354,6 +382,8 @@ def show_predictions(output_dir: str, eval_split, count: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def run(parsed: ParsedRecipe) -> dict:
     """Do what the parsed recipe says; returns the final metrics (``train_*`` and ``eval_*``)."""
+    import numpy as np
+
     from .training.data import ThermalClipDataset, collate_clips
     from .training.metrics import make_compute_metrics
     from .training.trainer import ThermalTrainer
@@ -376,7 +406,7 @@ def run(parsed: ParsedRecipe) -> dict:
     seed = training_args.data_seed if training_args.data_seed is not None else training_args.seed
     train_ds = ThermalClipDataset(train_split, processor, data_args.augmentation_config(), train=True, seed=seed)
     eval_ds = ThermalClipDataset(eval_split, processor, train=False)
-    compute_metrics = make_compute_metrics(label_names)
+    compute_metrics = make_compute_metrics(label_names, keyframe_groups_of(data_args, eval_split))
     # `push_to_hub: true` pushes once, at the end, through `push()` (weights, processor, records and a card rendered
     # from the results). Trainer's own pushes (a repo at start-up, every checkpoint, a "Model save" commit with an
     # auto-generated card) would put intermediate weights and an incomplete card on the Hub first.
@@ -421,7 +451,8 @@ def run(parsed: ParsedRecipe) -> dict:
                       "label_names": label_names, "num_processes": training_args.world_size}
             (output_dir / EVAL_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
             write_eval_predictions(output_dir / EVAL_PREDICTIONS_FILE, compute_metrics, eval_split, label_names)
-            print(eval_summary(metrics, eval_ds.class_counts(len(label_names)), train_ds.class_counts(len(label_names))))
+            eval_counts = np.bincount(compute_metrics.last_labels, minlength=len(label_names))  # keyframes if voted
+            print(eval_summary(metrics, eval_counts, train_ds.class_counts(len(label_names))))
         if training_args.do_train and training_args.show_predictions > 0:
             show_predictions(str(output_dir), eval_split, training_args.show_predictions)
         if push_requested and training_args.do_train:

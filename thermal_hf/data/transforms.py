@@ -226,6 +226,9 @@ class AugmentationConfig:
             frame, like an occluder) filled with the background temperature (each frame's median).
         temporal_jitter: maximum number of frames by which the window is shifted in time; frames shifted in from
             beyond the clip's ends repeat the edge frame (the same padding rule as the conversion's windows).
+        random_rotation_degrees: maximum angle (0..180) by which the clip is turned about its centre, drawn
+            uniformly either way (bilinear; corners take the border's values). A ceiling sensor sees a person
+            lying or walking in any direction; the flips alone give 4 of them.
     """
 
     random_resized_crop_scale: tuple[float, float] | None = None
@@ -237,6 +240,7 @@ class AugmentationConfig:
     sensor_noise_std: float = 0.0
     random_erasing_prob: float = 0.0
     temporal_jitter: int = 0
+    random_rotation_degrees: float = 0.0
 
     def __post_init__(self) -> None:
         if self.random_resized_crop_scale is not None:
@@ -254,6 +258,8 @@ class AugmentationConfig:
         for name in ("temperature_offset", "temperature_gain", "sensor_noise_std", "temporal_jitter"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0; got {getattr(self, name)}")
+        if not 0.0 <= self.random_rotation_degrees <= 180.0:
+            raise ValueError(f"random_rotation_degrees must be in 0..180; got {self.random_rotation_degrees}")
 
     @property
     def enabled(self) -> bool:
@@ -267,6 +273,7 @@ class AugmentationConfig:
             or self.sensor_noise_std > 0
             or self.random_erasing_prob > 0
             or self.temporal_jitter > 0
+            or self.random_rotation_degrees > 0
         )
 
 
@@ -278,7 +285,8 @@ def augment(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Augment one clip ``(T, H, W)`` in Celsius (already repaired) at native resolution.
 
-    Order: temporal jitter -> random resized crop -> horizontal flip -> vertical flip -> gain/offset -> random erasing -> noise.
+    Order: temporal jitter -> random resized crop -> horizontal flip -> vertical flip -> gain/offset -> random erasing
+    -> noise -> rotation.
     Returns ``(frames float32 (T, H, W), bbox float32 (4,) or None)``; the YOLO bbox follows the crop and the flip
     and is clipped to 0..1. The input is never modified. The same ``rng`` state gives identical output.
     """
@@ -337,11 +345,38 @@ def augment(
     if config.sensor_noise_std > 0:
         out, owned = out + rng.standard_normal(size=out.shape, dtype=np.float32) * np.float32(config.sensor_noise_std), True
 
+    if config.random_rotation_degrees > 0:  # drawn last: the other steps keep the random stream they had without it
+        angle = rng.uniform(-config.random_rotation_degrees, config.random_rotation_degrees)
+        out, owned = _rotate(out, angle), True
+        box = None if box is None else _rotate_box(box, angle, height, width)
+
     # Never the caller's array: "the input is never modified" also holds for whoever modifies the output.
     out = out if owned and out.flags.c_contiguous else np.array(out, dtype=np.float32, order="C")
     if box is not None:
         box = np.clip(box, 0.0, 1.0).astype(np.float32)
     return out, box
+
+
+def _rotate(frames: np.ndarray, degrees: float) -> np.ndarray:
+    """``(T, H, W)`` turned by ``degrees`` about the frame's centre (bilinear, corners from the nearest border)."""
+    from scipy import ndimage
+
+    return ndimage.rotate(frames, degrees, axes=(2, 1), reshape=False, order=1, mode="nearest").astype(np.float32)
+
+
+def _rotate_box(box: np.ndarray, degrees: float, height: int, width: int) -> np.ndarray:
+    """The YOLO box holding ``box`` turned like `_rotate` turns the frame (the turned corners' extent)."""
+    # In frame units (a box edge at 0 is the frame's edge), the turn is about the frame's centre.
+    cx, cy, w, h = box[0] * width, box[1] * height, box[2] * width, box[3] * height
+    rows = np.array([cy - h / 2, cy - h / 2, cy + h / 2, cy + h / 2]) - height / 2
+    cols = np.array([cx - w / 2, cx + w / 2, cx - w / 2, cx + w / 2]) - width / 2
+    cos, sin = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    turned_rows = rows * cos - cols * sin + height / 2
+    turned_cols = cols * cos + rows * sin + width / 2
+    top, bottom = np.clip([turned_rows.min(), turned_rows.max()], 0, height)
+    left, right = np.clip([turned_cols.min(), turned_cols.max()], 0, width)
+    return np.array([(left + right) / 2 / width, (top + bottom) / 2 / height, (right - left) / width,
+                     (bottom - top) / height], dtype=np.float32)
 
 
 def _frame_backgrounds(frames: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ come straight out of the memory-mapped Arrow buffer, thousands of random rows/s 
 hundred for the numpy format and ~180/s for `set_transform`, which hands the transform Python lists; see
 BENCHMARKS.md) and applies, per clip, exactly the steps of `ThermalVideoProcessor`:
 
-    processor.clean (a no-op skipped for windows without invalid pixels) -> processor.fit_length
+    processor.clean (a no-op skipped for windows without invalid pixels) -> processor.crop_to_person (with a
+        person_crop_size) -> processor.fit_length
         -> augment (training only) -> processor.normalize
 
 so training, evaluation and the pipeline share one preprocessing. It returns only the model's inputs,
@@ -54,6 +55,11 @@ class ThermalClipDataset(Dataset):
         self.seed = int(seed)
         self._reader = ClipReader(split)
         self._labels = np.asarray(self._reader.columns["label"], dtype=np.int64)
+        # A processor with person_crop_size cuts a row labelled for one annotated person (target person:
+        # object_id >= 0) around the blob in that person's box; a keyframe row (all its people) around the largest.
+        columns = self._reader.columns
+        self._person_rows = (np.asarray(columns["object_id"]) >= 0 if "object_id" in columns and "bbox" in columns
+                             else np.zeros(len(self._labels), dtype=bool))
         self._rng: np.random.Generator | None = None
         self._rng_key = None
 
@@ -90,6 +96,9 @@ class ThermalClipDataset(Dataset):
         # is safe: fit_length, augment and normalize each return a new array and never write to their input.
         if has_invalid(frames, self.processor.invalid_floor):
             frames = self.processor.clean(frames)
+        if getattr(self.processor, "person_crop_size", None) is not None:
+            box = self._reader.columns["bbox"][index] if self._person_rows[index] else None
+            frames = self.processor.crop_to_person(np.asarray(frames, dtype=np.float32), box)
         frames = self.processor.fit_length(frames)
         if self.augmentation is not None:  # no box: the model does not take one (the random stream is the same)
             frames, _ = augment(frames, None, self.augmentation, self._generator())

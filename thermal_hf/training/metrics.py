@@ -163,28 +163,44 @@ def compute_classification_metrics(
 
 
 class ClassificationMetrics:
-    """`Trainer` ``compute_metrics``: logs the scalar metrics, keeps the full report in ``last_report``."""
+    """`Trainer` ``compute_metrics``: logs the scalar metrics, keeps the full report in ``last_report``.
 
-    def __init__(self, label_names: Sequence[str]):
+    With ``keyframe_groups`` (the keyframe number of each evaluated person row, `keyframe_vote.keyframe_groups`)
+    the per-person answers are first made into one answer per keyframe (`keyframe_vote.vote`), and every metric,
+    ``last_scores`` and ``last_labels`` are the keyframes'; ``last_rows`` is then each keyframe's first person row.
+    """
+
+    def __init__(self, label_names: Sequence[str], keyframe_groups: np.ndarray | None = None):
         self.label_names = list(label_names)
+        self.keyframe_groups = None if keyframe_groups is None else np.asarray(keyframe_groups, dtype=np.int64)
         self.last_report: dict | None = None
         self.last_scores: np.ndarray | None = None
         self.last_labels: np.ndarray | None = None
+        self.last_rows: np.ndarray | None = None
 
     def __call__(self, eval_pred) -> dict[str, float]:
         scores = eval_pred.predictions
         if isinstance(scores, (tuple, list)):
             scores = scores[0]
-        report = compute_classification_metrics(scores, eval_pred.label_ids, len(self.label_names), self.label_names)
+        labels = np.asarray(eval_pred.label_ids).reshape(-1)
+        rows = np.arange(len(labels))
+        if self.keyframe_groups is not None:
+            from .keyframe_vote import vote
+
+            if len(self.keyframe_groups) != len(labels):
+                raise ValueError(f"{len(labels)} evaluated clips, but keyframe numbers for {len(self.keyframe_groups)}")
+            scores, labels, rows = vote(scores, labels, self.keyframe_groups)
+        report = compute_classification_metrics(scores, labels, len(self.label_names), self.label_names)
         self.last_report = report
         self.last_scores = np.asarray(scores, dtype=np.float32)
-        self.last_labels = np.asarray(eval_pred.label_ids).reshape(-1)
+        self.last_labels = labels
+        self.last_rows = rows
         return {key: report[key] for key in SCALAR_KEYS + COARSE_SCALAR_KEYS if key in report}
 
 
-def make_compute_metrics(label_names: Sequence[str]) -> ClassificationMetrics:
+def make_compute_metrics(label_names: Sequence[str], keyframe_groups: np.ndarray | None = None) -> ClassificationMetrics:
     """The ``compute_metrics`` callable for `Trainer` (see `ClassificationMetrics`)."""
-    return ClassificationMetrics(label_names)
+    return ClassificationMetrics(label_names, keyframe_groups)
 
 
 __all__ = [

@@ -19,7 +19,7 @@ from transformers.processing_utils import VideosKwargs
 from transformers.utils import logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
-from ...data import transforms
+from ...data import person_crop, transforms
 from ...errors import ThermalDataError
 
 logger = logging.get_logger(__name__)
@@ -60,7 +60,8 @@ class ThermalVideoProcessor(BaseVideoProcessor):
 
     Steps, per clip: `clean` (invalid pixels -- below `invalid_floor`, NaN, inf, e.g. the sensor's -273.2
     dropout marker -- repaired from the same pixel in the nearest valid frame, see
-    `thermal_hf.data.transforms.repair_invalid`) -> `fit_length` (to `num_frames`) -> `normalize` (clip to
+    `thermal_hf.data.transforms.repair_invalid`) -> `crop_to_person` (only with `person_crop_size`) ->
+    `fit_length` (to `num_frames`) -> `normalize` (clip to
     `temperature_range`, scale to 0..1, then `(x - mean) / std` if both are set).
 
     `fit_length` rules (documented because the stock pipeline forces `do_sample_frames=True`):
@@ -87,6 +88,14 @@ class ThermalVideoProcessor(BaseVideoProcessor):
             windows read from a recording are resampled on its `timestamps` the same way, `num_frames` instants
             `1 / frame_rate` s apart, each the nearest recorded frame (`thermal_hf.data.windows`). An array
             input has no timestamps and is taken as already at this rate.
+        person_crop_size (`int`, *optional*): side, in sensor pixels, of a square cut around the person in every
+            clip (the same square in every frame, after `clean`, before `fit_length`), which the model then
+            resizes to its `image_size`. `None` (default): the whole frame. The person is the largest blob
+            warmer than the median of the clip's middle frame by `person_threshold` (`find_person`), or, for
+            training clips labelled for one annotated person, the blob in that person's box; the frame's (or
+            the box's) centre when nothing is that warm. See `thermal_hf.data.person_crop`.
+        person_threshold (`float`, *optional*, defaults to 3.0): Celsius above the frame's median that a person's
+            pixels are (only with `person_crop_size`).
 
     Inputs (`videos`): a numpy array or torch tensor `(T, H, W)` (one clip) or `(B, T, H, W)` (a batch); a
     list of clips (lengths may differ; each is fitted to `num_frames`); a list of `(H, W)` frames (one clip);
@@ -105,7 +114,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
     #: Keys written to `video_preprocessor_config.json` (everything else is stock and unused here).
     _saved_keys = (
         "num_frames", "invalid_floor", "temperature_range", "temperature_reference", "mean", "std", "do_sample_frames",
-        "frame_rate",
+        "frame_rate", "person_crop_size", "person_threshold",
     )
 
     def __init__(
@@ -118,6 +127,8 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         std: float | None = None,
         do_sample_frames: bool = False,
         frame_rate: float | None = None,
+        person_crop_size: int | None = None,
+        person_threshold: float = person_crop.DEFAULT_PERSON_THRESHOLD,
         **kwargs: Any,
     ) -> None:
         # Keys saved by the library (type, auto_map, ...) or by older versions are not constructor arguments.
@@ -141,6 +152,10 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         self.frame_rate = None if frame_rate is None else float(frame_rate)
         if self.frame_rate is not None and not self.frame_rate > 0:
             raise ValueError(f"frame_rate must be > 0 frames per second (or None), got {frame_rate}")
+        self.person_crop_size = None if person_crop_size is None else int(person_crop_size)
+        if self.person_crop_size is not None and self.person_crop_size < 1:
+            raise ValueError(f"person_crop_size must be a positive number of pixels (or None), got {person_crop_size}")
+        self.person_threshold = float(person_threshold)
         self._check(self.num_frames, self.temperature_range, self.mean, self.std)
 
     @staticmethod
@@ -165,6 +180,18 @@ class ThermalVideoProcessor(BaseVideoProcessor):
     def clean(self, frames: np.ndarray) -> np.ndarray:
         """float32 copy of a `(T, H, W)` Celsius clip with invalid pixels repaired."""
         return transforms.repair_invalid(np.asarray(frames), floor=self.invalid_floor)
+
+    def crop_to_person(self, frames: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
+        """The `(T, S, S)` square around the person (``person_crop_size`` S; see the class doc), the person in
+        ``box`` (YOLO ``cx, cy, w, h`` in 0..1) when given; the clip unchanged when ``person_crop_size`` is None."""
+        if self.person_crop_size is None:
+            return frames
+        frames = np.asarray(frames)
+        height, width = frames.shape[1:]
+        centre = person_crop.find_person(frames[len(frames) // 2], self.person_threshold, box)
+        if centre is None:  # nobody that warm (or not in the box): the box's centre, else the frame's
+            centre = person_crop.box_centre(box, height, width) if box is not None else (height / 2, width / 2)
+        return person_crop.crop_square(frames, centre, self.person_crop_size)
 
     def normalize(self, frames: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
         """Celsius -> model units: clip to `temperature_range`, scale to 0..1, then `(x - mean) / std`."""
@@ -328,7 +355,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         clips = self._as_clips(videos, per_video, num_frames, do_sample_frames)
         out = []
         for clip in clips:
-            clip = self.clean(clip)
+            clip = self.crop_to_person(self.clean(clip))
             clip = self.fit_length(clip, num_frames, do_sample_frames)
             out.append(self.normalize(clip))
         shapes = {c.shape for c in out}
