@@ -338,10 +338,10 @@ def render_report(result: dict[str, Any]) -> str:
     ]
     if result.get("per_person"):
         person = result["per_person"]
-        lines.append(f"- scored per keyframe ({result['num_samples']} keyframes): each keyframe's answer is its "
-                     f"{person['num_samples']} people's most common answer (ties to the lowest class id), as its "
-                     "label is made from theirs (the recipe's `eval_target: keyframe`); per person: mean class "
-                     f"accuracy {_pct(person['mean_class_accuracy'])}, top-1 {_pct(person['top1_accuracy'])}")
+        lines.append(f"- scored per keyframe ({result['num_samples']} keyframes, {person['num_samples']} people in all): "
+                     "each keyframe's answer is the most common answer of its people (ties to the lowest class id), "
+                     "as its label is made from theirs (the recipe's `eval_target: keyframe`); per person: mean "
+                     f"class accuracy {_pct(person['mean_class_accuracy'])}, top-1 {_pct(person['top1_accuracy'])}")
     lines += [
         "",
         "| Metric | Model | Majority baseline |",
