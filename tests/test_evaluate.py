@@ -232,7 +232,7 @@ def test_people_answers_voted_into_keyframes_when_the_recipe_says_so(tiny_model_
     result = evaluate(model_dir, converted_dataset, tmp_path / "eval", progress=False)
     assert result["num_samples"] == keyframes and result["per_person"]["num_samples"] == len(people)
     assert sum(m["support"] for m in result["per_class"].values()) == keyframes
-    assert f"scored per keyframe ({keyframes} keyframes)" in (tmp_path / "eval" / "report.md").read_text()
+    assert f"scored per keyframe ({keyframes} keyframes, {len(people)} people in all)" in (tmp_path / "eval" / "report.md").read_text()
     assert len((tmp_path / "eval" / "predictions.csv").read_text().splitlines()) == len(people) + 1  # per person
 
 
