@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from thermal_hf.training.keyframe_vote import keyframe_groups, vote
+from thermal_hf.training.keyframe_vote import keyframe_groups, keyframe_recordings, vote
 from thermal_hf.training.metrics import make_compute_metrics
 
 
@@ -16,6 +16,7 @@ def _logits(answers, num_labels=4):
 def test_keyframe_groups_number_keyframes_in_order_of_first_appearance():
     groups = keyframe_groups(["R1", "R1", "R2", "R1", "R2"], ["a", "b", "a", "a", "a"])
     np.testing.assert_array_equal(groups, [0, 1, 2, 0, 2])
+    assert keyframe_recordings(["R1", "R1", "R2", "R1", "R2"], ["a", "b", "a", "a", "a"]) == ["R1", "R1", "R2"]
 
 
 def test_vote_follows_the_keyframe_label_rule():

@@ -459,9 +459,11 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
     all_recordings = [name for column in split_recordings.values() for name in column]
     folds = plan_folds(all_recordings, protocol, eval_recordings)
     eval_split_recordings = None
-    if data_args.eval_target == "keyframe" and data_args.target == "person":  # one test clip per keyframe
-        eval_split_recordings = {name: [recording for recording, _ in dict.fromkeys(
-            zip(dataset[name]["recording"], dataset[name]["image_id"]))] for name in dataset}
+    if data_args.votes_keyframes:  # one test clip per keyframe
+        from .training.keyframe_vote import keyframe_recordings
+
+        eval_split_recordings = {name: keyframe_recordings(dataset[name]["recording"], dataset[name]["image_id"])
+                                 for name in dataset}
     describe_folds(folds, split_recordings, data_args.train_split, data_args.eval_split, eval_split_recordings)
 
     seeds = [base_seed + i for i in range(num_seeds)]

@@ -245,6 +245,12 @@ class DataArguments:
         # Built here so that a bad augmentation value fails at parse time, naming the key.
         self.augmentation_config()
 
+    @property
+    def votes_keyframes(self) -> bool:
+        """True when the evaluation votes the people's answers into keyframes (``target: person``,
+        ``eval_target: keyframe``; `thermal_hf.training.keyframe_vote`)."""
+        return self.target == "person" and self.eval_target == "keyframe"
+
     def augmentation_config(self):
         """The `AugmentationConfig` made of this recipe's augmentation keys."""
         from .data.transforms import AugmentationConfig

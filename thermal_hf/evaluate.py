@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from thermal_hf.errors import ThermalDataError
+from thermal_hf.errors import RecipeError, ThermalDataError
 
 logger = logging.getLogger(__name__)
 
@@ -427,8 +427,13 @@ def _training_recipe(model_dir) -> dict | None:
 
 def training_votes_keyframes(model_dir) -> bool:
     """True when the model's recipe trained on people and scored keyframes by their votes (``eval_target``)."""
+    from thermal_hf.configs import DataArguments
+
     recipe = _training_recipe(model_dir) or {}
-    return recipe.get("eval_target") == "keyframe" and recipe.get("target", "person") == "person"
+    try:
+        return DataArguments(target=recipe.get("target", "person"), eval_target=recipe.get("eval_target")).votes_keyframes
+    except RecipeError:  # a recipe this version cannot read votes nothing
+        return False
 
 
 def training_eval_recordings(model_dir) -> list[str] | None:

@@ -325,7 +325,7 @@ def eval_summary(metrics: dict, eval_counts, train_counts) -> str:
 def keyframe_groups_of(data_args, eval_split):
     """The keyframe number of each evaluated person row when the recipe scores keyframes by the people's votes
     (``target: person``, ``eval_target: keyframe``; `thermal_hf.training.keyframe_vote`), else None."""
-    if data_args.eval_target != "keyframe" or data_args.target != "person":
+    if not data_args.votes_keyframes:
         return None
     from .training.keyframe_vote import keyframe_groups
 

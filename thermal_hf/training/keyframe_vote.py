@@ -26,6 +26,14 @@ def keyframe_groups(recordings, image_ids) -> np.ndarray:
                       dtype=np.int64)
 
 
+def keyframe_recordings(recordings, image_ids) -> list[str]:
+    """The recording of each keyframe (one entry per keyframe, in `keyframe_groups`' order)."""
+    groups = keyframe_groups(recordings, image_ids)
+    recordings = list(recordings)
+    first = np.unique(groups, return_index=True)[1]
+    return [str(recordings[i]) for i in first]
+
+
 def majority(classes: np.ndarray, num_labels: int) -> int:
     """The most common class; ties to the lowest id (the rule of the keyframe labels)."""
     return int(np.argmax(np.bincount(classes, minlength=num_labels)))  # argmax: the first of the maxima
@@ -55,4 +63,4 @@ def vote(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> tuple[np
     return out_scores, out_labels, first
 
 
-__all__ = ["keyframe_groups", "majority", "vote"]
+__all__ = ["keyframe_groups", "keyframe_recordings", "majority", "vote"]
