@@ -117,6 +117,34 @@ def test_rotation_turns_the_clip_and_its_box_reproducibly():
         AugmentationConfig(random_rotation_degrees=190.0)
 
 
+def test_fast_paths_equal_scipy_to_the_bit():
+    """`_rotate` and `person_blobs` replace per-frame / per-blob scipy calls for speed; the clips (and so every
+    measured figure) must stay exactly what scipy gave."""
+    from scipy import ndimage
+
+    from thermal_hf.data.transforms import _rotate
+
+    rng = np.random.default_rng(0)
+    for shape, angle in [((16, 24, 24), 33.3), ((5, 40, 60), -171.0), ((3, 7, 11), 90.0), ((2, 24, 24), 0.0)]:
+        clip = rng.normal(20.0, 3.0, size=shape).astype(np.float32)
+        expected = ndimage.rotate(clip, angle, axes=(2, 1), reshape=False, order=1, mode="nearest")
+        np.testing.assert_array_equal(_rotate(clip, angle), expected)
+    for _ in range(20):
+        frame = rng.normal(20.0, 1.5, size=(40, 60)).astype(np.float32)
+        frame[rng.integers(0, 30):, rng.integers(0, 50):][:6, :8] += 5.0
+        mask = frame - np.median(frame) > 3.0
+        labelled, count = ndimage.label(mask)
+        sizes = ndimage.sum(mask, labelled, range(1, count + 1))
+        keep = sorted((i + 1 for i in range(count) if sizes[i] >= 4), key=lambda i: -sizes[i - 1])
+        assert person_crop.person_blobs(frame) == [ndimage.center_of_mass(mask, labelled, i) for i in keep]
+
+
+def test_crop_square_far_outside_the_frame_repeats_the_nearest_pixel():
+    frames = np.arange(2 * 40 * 60, dtype=np.float32).reshape(2, 40, 60)
+    far = person_crop.crop_square(frames, (-100.0, 200.0), 8)
+    np.testing.assert_array_equal(far, np.broadcast_to(frames[:, :1, -1:], (2, 8, 8)))
+
+
 def test_eval_target_keyframe_needs_person_targets():
     from thermal_hf.configs import DataArguments
     from thermal_hf.errors import RecipeError
