@@ -318,6 +318,21 @@ class ThermalTrainingArguments(TrainingArguments):
             "name before the dash, e.g. 'lying down'); 0 = off."
         },
     )
+    retrain_classifier: bool = field(
+        default=False,
+        metadata={
+            "help": "After training, refit only the last layer, class-balanced, on the frozen network (cRT, Kang et "
+            "al. 2020): a logistic regression on the pooled features of retrain_classifier_passes augmented passes "
+            "over the training clips, folded into the layer (the saved model is an ordinary model)."
+        },
+    )
+    retrain_classifier_passes: int = field(
+        default=3, metadata={"help": "Augmented passes over the training clips for retrain_classifier."}
+    )
+    retrain_classifier_c: float = field(
+        default=1.0,
+        metadata={"help": "Inverse L2 strength (scikit-learn's C) of retrain_classifier's logistic regression."},
+    )
     # optimiser / schedule
     backbone_lr_multiplier: float = field(
         default=0.1, metadata={"help": "Backbone learning rate = learning_rate x this (the head gets learning_rate)."}
@@ -354,6 +369,10 @@ class ThermalTrainingArguments(TrainingArguments):
             raise RecipeError(f"recipe key 'logit_adjustment_tau': expected >= 0; got {self.logit_adjustment_tau}")
         if self.coarse_loss_weight < 0:
             raise RecipeError(f"recipe key 'coarse_loss_weight': expected >= 0; got {self.coarse_loss_weight}")
+        if self.retrain_classifier_passes < 1:
+            raise RecipeError(f"recipe key 'retrain_classifier_passes': expected >= 1; got {self.retrain_classifier_passes}")
+        if self.retrain_classifier_c <= 0:
+            raise RecipeError(f"recipe key 'retrain_classifier_c': expected > 0; got {self.retrain_classifier_c}")
         if self.warmup_epochs < 0:
             raise RecipeError(f"recipe key 'warmup_epochs': expected >= 0; got {self.warmup_epochs}")
         if self.warmup_epochs > 0 and self.warmup_steps:

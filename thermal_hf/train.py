@@ -428,6 +428,15 @@ def run(parsed: ParsedRecipe) -> dict:
     metrics: dict = {}
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+        if training_args.retrain_classifier:  # before saving: the saved model is the re-trained one
+            from .training.classifier_retraining import retrain_classifier
+
+            result.metrics.update(retrain_classifier(
+                trainer.model, train_ds, collate_fn=collate_clips, passes=training_args.retrain_classifier_passes,
+                c=training_args.retrain_classifier_c, batch_size=training_args.per_device_eval_batch_size,
+                num_workers=training_args.dataloader_num_workers, seed=seed,
+                is_main_process=trainer.is_world_process_zero(), distributed=training_args.world_size > 1,
+                progress=not training_args.disable_tqdm))
         trainer.save_model()  # model + processor (processing_class)
         metrics.update(result.metrics)
         trainer.log_metrics("train", result.metrics)

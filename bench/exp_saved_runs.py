@@ -1,0 +1,128 @@
+"""Re-scores the saved models of a finished `thermal-hf benchmark` run, two ways that need no new training.
+
+    .venv/bin/python bench/exp_saved_runs.py BENCH_DIR [--retrain-classifier] [--passes 3]
+
+BENCH_DIR is a benchmark output folder (`FOLD/seedN/` runs, any protocol, e.g. `outputs/benchmark/thermal_native/
+grouped`); each run is re-read with its own `recipe.yaml` and its fold's test recordings, scored as the benchmark
+scores it (people voted into keyframes when the recipe says so) and pooled over the folds per seed:
+
+1. **test-time views**: the 8 turns by 90 degrees and their mirrors of each (square) clip, probabilities averaged.
+   A ceiling view has no orientation and the model trained on any rotation, so the views should agree;
+2. **a re-trained classifier** (`--retrain-classifier`; "cRT", Kang et al., ICLR 2020): the model's pooled features
+   (the input of its last layer) of `--passes` augmented passes over the fold's training clips, standardised, and
+   a logistic regression (C = 1) on them, plain and with class-balanced weights. If the network's features carry
+   the rare classes and only the head's prior hides them, the balanced classifier finds them.
+
+A diagnostic, not a recipe option: nothing here chooses anything on the test recordings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from thermal_hf.models.thermal_slowfast import ThermalSlowFastForVideoClassification, ThermalVideoProcessor
+from thermal_hf.parser import parse_recipe
+from thermal_hf.train import load_data
+from thermal_hf.training.data import ThermalClipDataset
+from thermal_hf.training.keyframe_vote import keyframe_groups, vote
+from thermal_hf.training.metrics import compute_classification_metrics
+
+
+def features_and_logits(model, processor, split, augmentation=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(pooled features, logits) of every clip of ``split``; augmented (training clips) when ``augmentation``."""
+    clips = ThermalClipDataset(split, processor, augmentation, train=augmentation is not None, seed=seed)
+    captured = {}
+    hook = model.slowfast.blocks[-1].proj.register_forward_hook(lambda m, i, o: captured.update(x=i[0].detach()))
+    features, logits = [], []
+    try:
+        for start in range(0, len(clips), 64):
+            batch = torch.stack([clips[i]["pixel_values"] for i in range(start, min(len(clips), start + 64))])
+            with torch.no_grad():
+                logits.append(model(batch).logits.numpy())
+            features.append(captured["x"].reshape(len(batch), -1).numpy())
+    finally:
+        hook.remove()
+    return np.concatenate(features), np.concatenate(logits)
+
+
+def dihedral_probabilities(model, processor, split) -> np.ndarray:
+    """Softmax averaged over the 8 turns and mirrors of each clip."""
+    clips = ThermalClipDataset(split, processor)
+    batch = torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
+    if batch.shape[-1] != batch.shape[-2]:
+        raise SystemExit("test-time views need square clips (person_crop_size with a square image_size)")
+    views = []
+    with torch.no_grad():
+        for turns in range(4):
+            turned = torch.rot90(batch, turns, dims=(-2, -1))
+            for view in (turned, torch.flip(turned, dims=(-1,))):
+                views.append(torch.softmax(model(view).logits, -1).numpy())
+    return np.mean(views, axis=0)
+
+
+def retrained_classifier_scores(model, processor, data, augmentation, passes: int, balanced: bool) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+
+    train_x = np.concatenate([features_and_logits(model, processor, data.train, augmentation, seed=100 + p)[0]
+                              for p in range(passes)])
+    train_y = np.tile(np.asarray(data.train["label"]), passes)
+    test_x, _ = features_and_logits(model, processor, data.eval)
+    mean, std = train_x.mean(0), train_x.std(0) + 1e-6
+    classifier = LogisticRegression(C=1.0, class_weight="balanced" if balanced else None, max_iter=3000)
+    classifier.fit((train_x - mean) / std, train_y)
+    scores = np.full((len(test_x), len(data.label_names)), -1e9)  # classes absent from training: never answered
+    scores[:, classifier.classes_] = classifier.predict_log_proba((test_x - mean) / std)
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", type=Path, help="a `thermal-hf benchmark` output folder (FOLD/seedN/ runs)")
+    parser.add_argument("--retrain-classifier", action="store_true")
+    parser.add_argument("--passes", type=int, default=3, help="augmented passes over the training clips (default 3)")
+    args = parser.parse_args()
+    folds = sorted(path for path in args.runs.iterdir() if path.is_dir() and any(path.glob("seed*/recipe.yaml")))
+    if not folds:
+        parser.error(f"{args.runs}: no FOLD/seedN/recipe.yaml runs (the output folder of `thermal-hf benchmark`)")
+    torch.set_num_threads(2)
+    pooled: dict[tuple[str, str], list] = {}
+    for fold in folds:
+        runs = sorted(fold.glob("seed*"))
+        parsed = parse_recipe([str(runs[0] / "recipe.yaml"), "--output_dir", tempfile.mkdtemp(), "--report_to", "none",
+                               "--split_by", "annotations", "--eval_recordings", *fold.name.split("+")])
+        data_args = parsed.data_args
+        data = load_data(data_args, parsed.training_args)
+        labels = np.asarray(data.eval["label"])
+        groups = (keyframe_groups(data.eval["recording"], data.eval["image_id"]) if data_args.votes_keyframes
+                  else np.arange(len(labels)))
+        for run in runs:
+            model = ThermalSlowFastForVideoClassification.from_pretrained(run).eval()
+            processor = ThermalVideoProcessor.from_pretrained(run)
+            variants = {"classification head": features_and_logits(model, processor, data.eval)[1],
+                        "8 test-time views": np.log(dihedral_probabilities(model, processor, data.eval) + 1e-12)}
+            if args.retrain_classifier:
+                for balanced in (False, True):
+                    name = f"re-trained classifier{', balanced' if balanced else ''}"
+                    variants[name] = retrained_classifier_scores(model, processor, data, data_args.augmentation_config(),
+                                                                 args.passes, balanced)
+            for name, scores in variants.items():
+                pooled.setdefault((name, run.name), []).append(vote(scores, labels, groups)[:2])
+            print(f"  {fold.name}/{run.name} done", flush=True)
+    names = data.label_names
+    print(f"{args.runs}: mean class accuracy / top-1 (%), pooled over {len(folds)} fold(s), per seed")
+    for (variant, seed), parts in sorted(pooled.items()):
+        scores, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        metrics = compute_classification_metrics(scores, labels, len(names), names)
+        recalls = ", ".join(f"{n} {v['recall']:.0%}" for n, v in metrics["per_class"].items()
+                            if v["support"] > 0 and n not in ("standing", "lying down-lying with risk"))
+        print(f"{variant:34s} {seed}: {100 * metrics['mean_class_accuracy']:5.1f} / {100 * metrics['top1_accuracy']:5.1f}"
+              f"  | {recalls}")
+
+
+if __name__ == "__main__":
+    main()
