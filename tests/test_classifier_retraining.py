@@ -8,12 +8,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_IMAGE_SIZE, TINY_NUM_FRAMES, make_tiny_model
 
 from thermal_hf.errors import RecipeError
-from thermal_hf.training.classifier_retraining import fit_balanced_layer, last_layer, pooled_features, retrain_classifier
+from thermal_hf.training.classifier_retraining import (
+    fit_balanced_layer,
+    last_layer,
+    pooled_features,
+    retrain_classifier,
+)
 from thermal_hf.training.data import collate_clips
-
-from conftest import TINY_IMAGE_SIZE, TINY_NUM_FRAMES, make_tiny_model
 
 TINY = Path(__file__).resolve().parent / "recipes" / "tiny.yaml"
 
