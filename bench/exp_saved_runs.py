@@ -80,12 +80,12 @@ def retrained_classifier_scores(model, processor, data, augmentation, passes: in
     return scores
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="a `thermal-hf benchmark` output folder (FOLD/seedN/ runs)")
     parser.add_argument("--retrain-classifier", action="store_true")
     parser.add_argument("--passes", type=int, default=3, help="augmented passes over the training clips (default 3)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     folds = sorted(path for path in args.runs.iterdir() if path.is_dir() and any(path.glob("seed*/recipe.yaml")))
     if not folds:
         parser.error(f"{args.runs}: no FOLD/seedN/recipe.yaml runs (the output folder of `thermal-hf benchmark`)")

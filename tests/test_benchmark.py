@@ -8,6 +8,7 @@ fold would take about a minute on 2 cores, and these tests only need every recor
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -244,6 +245,23 @@ def test_people_answers_voted_into_keyframes(small_dataset, tmp_path):
     assert predictions["labels"] == [majority(np.asarray(people[k]), len(results["label_names"])) for k in keys]
     saved = json.loads((Path(run["output_dir"]) / "video_preprocessor_config.json").read_text())
     assert saved["person_crop_size"] == 16 and saved["person_threshold"] == 3.0
+
+    # bench/exp_saved_runs.py re-scores the saved run as the benchmark scored it (so its other lines compare)
+    import contextlib
+    import importlib.util
+    import io
+
+    spec = importlib.util.spec_from_file_location("exp_saved_runs", REPO / "bench" / "exp_saved_runs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        script.main([str(out)])
+    found = {m.group(1): (float(m.group(2)), float(m.group(3)))
+             for m in re.finditer(r"^(\S.*?)\s+seed0:\s+([\d.]+) /\s+([\d.]+)", printed.getvalue(), re.MULTILINE)}
+    assert set(found) == {"classification head", "8 test-time views"}
+    assert found["classification head"][0] == pytest.approx(100 * run["metrics"]["mean_class_accuracy"], abs=0.051)
+    assert found["classification head"][1] == pytest.approx(100 * run["metrics"]["top1_accuracy"], abs=0.051)
 
 
 # ---------------------------------------------------------------------------------------------------------------
