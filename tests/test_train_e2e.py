@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -107,3 +108,26 @@ def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path):
     for index in opt_a:
         assert float(opt_a[index]["step"]) == float(opt_b[index]["step"]) == 4.0
         assert torch.allclose(opt_a[index]["exp_avg_sq"], opt_b[index]["exp_avg_sq"], atol=1e-6)
+
+
+def test_two_processes_retrain_the_classifier_once(synthetic_root, tmp_path):
+    # retrain_classifier under 2 processes: the main process fits the last layer and broadcasts it, so the clips
+    # evaluated by the other process get the saved model's logits, exactly as a 1-process evaluation gives them.
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    common = ["--dataset", synthetic_root, "--cache_dir", cache, "--max_eval_samples", "10", "--max_train_samples", "24"]
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "thermal_hf.train", TINY, "--output_dir", out, "--max_steps", "2", "--save_strategy", "no", *common,
+        "--retrain_classifier", "true", "--retrain_classifier_passes", "1",
+    ]
+    proc = subprocess.run(list(map(str, cmd)), cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert json.loads((out / "train_results.json").read_text())["retrain_classifier_clips"] == 24  # one pass, once
+    assert json.loads((out / "eval_report.json").read_text())["num_processes"] == 2
+    out1 = tmp_path / "eval1"
+    train_main("--model_name_or_path", out, "--do_train", "false", "--output_dir", out1, *common)
+    two = json.loads((out / "eval_predictions.json").read_text())
+    one = json.loads((out1 / "eval_predictions.json").read_text())
+    assert len(two["logits"]) == len(one["logits"]) == 10 and two["labels"] == one["labels"]
+    np.testing.assert_allclose(np.asarray(two["logits"]), np.asarray(one["logits"]), atol=2e-3)

@@ -380,6 +380,19 @@ def show_predictions(output_dir: str, eval_split, count: int) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 # Run
 # ---------------------------------------------------------------------------------------------------------------
+def broadcast_buffers(model) -> None:
+    """Every process gets the main process's buffers (batch-norm statistics).
+
+    DDP broadcasts them from the main process at the start of each training forward, then every process updates
+    them with its own batch: after the last step they differ, and each process would evaluate its share of the
+    clips with other statistics than those of the model the main process saves.
+    """
+    import torch
+
+    for buffer in model.buffers():
+        torch.distributed.broadcast(buffer.data, src=0)
+
+
 def run(parsed: ParsedRecipe) -> dict:
     """Do what the parsed recipe says; returns the final metrics (``train_*`` and ``eval_*``)."""
     import numpy as np
@@ -428,6 +441,8 @@ def run(parsed: ParsedRecipe) -> dict:
     metrics: dict = {}
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+        if training_args.world_size > 1:
+            broadcast_buffers(trainer.model)
         if training_args.retrain_classifier:  # before saving: the saved model is the re-trained one
             from .training.classifier_retraining import retrain_classifier
 

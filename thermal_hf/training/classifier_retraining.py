@@ -64,7 +64,11 @@ def fit_balanced_layer(features: np.ndarray, labels: np.ndarray, num_labels: int
     present = np.unique(labels)
     if len(present) < 2:
         raise ValueError(f"retrain_classifier: the training clips have {len(present)} class; it needs at least 2")
-    mean, std = features.mean(axis=0), features.std(axis=0) + 1e-6
+    # Standardised, with each feature's spread floored at 1 % of the median one: a feature that barely varies would
+    # otherwise get a weight of (coefficient / tiny spread) once folded, and the model's answers would swing with
+    # float noise in that feature (a batch size or a device computing it 1e-7 differently).
+    mean, spread = features.mean(axis=0), features.std(axis=0)
+    std = np.maximum(spread, 0.01 * np.median(spread) + 1e-12)
     classifier = LogisticRegression(C=c, class_weight="balanced", max_iter=5000, random_state=seed)
     classifier.fit((features - mean) / std, labels)
     coef, intercept = classifier.coef_, classifier.intercept_
