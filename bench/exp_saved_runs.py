@@ -10,8 +10,10 @@ scores it (people voted into keyframes when the recipe says so) and pooled over 
    A ceiling view has no orientation and the model trained on any rotation, so the views should agree;
 2. **a re-trained classifier** (`--retrain-classifier`; "cRT", Kang et al., ICLR 2020): the model's pooled features
    (the input of its last layer) of `--passes` augmented passes over the fold's training clips, standardised, and
-   a logistic regression (C = 1) on them, plain and with class-balanced weights. If the network's features carry
-   the rare classes and only the head's prior hides them, the balanced classifier finds them.
+   a logistic regression (C = 1) on them, plain and with class-balanced weights (the balanced one is
+   `thermal_hf.training.classifier_retraining.fit_balanced_layer`, what the recipe key `retrain_classifier` does
+   after training). If the network's features carry the rare classes and only the head's prior hides them, the
+   balanced classifier finds them.
 
 A diagnostic, not a recipe option: nothing here chooses anything on the test recordings.
 """
@@ -28,6 +30,7 @@ import torch
 from thermal_hf.models.thermal_slowfast import ThermalSlowFastForVideoClassification, ThermalVideoProcessor
 from thermal_hf.parser import parse_recipe
 from thermal_hf.train import load_data
+from thermal_hf.training.classifier_retraining import fit_balanced_layer
 from thermal_hf.training.data import ThermalClipDataset
 from thermal_hf.training.keyframe_vote import keyframe_groups, vote
 from thermal_hf.training.metrics import compute_classification_metrics
@@ -72,9 +75,11 @@ def retrained_classifier_scores(model, processor, data, augmentation, passes: in
                               for p in range(passes)])
     train_y = np.tile(np.asarray(data.train["label"]), passes)
     test_x, _ = features_and_logits(model, processor, data.eval)
+    if balanced:  # exactly what the recipe key `retrain_classifier` folds into the model
+        weight, bias = fit_balanced_layer(train_x, train_y, len(data.label_names))
+        return test_x @ weight.T + bias
     mean, std = train_x.mean(0), train_x.std(0) + 1e-6
-    classifier = LogisticRegression(C=1.0, class_weight="balanced" if balanced else None, max_iter=3000)
-    classifier.fit((train_x - mean) / std, train_y)
+    classifier = LogisticRegression(C=1.0, max_iter=3000).fit((train_x - mean) / std, train_y)
     scores = np.full((len(test_x), len(data.label_names)), -1e9)  # classes absent from training: never answered
     scores[:, classifier.classes_] = classifier.predict_log_proba((test_x - mean) / std)
     return scores
