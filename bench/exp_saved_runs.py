@@ -30,27 +30,22 @@ import torch
 from thermal_hf.models.thermal_slowfast import ThermalSlowFastForVideoClassification, ThermalVideoProcessor
 from thermal_hf.parser import parse_recipe
 from thermal_hf.train import load_data
-from thermal_hf.training.classifier_retraining import fit_balanced_layer
-from thermal_hf.training.data import ThermalClipDataset
+from thermal_hf.training.classifier_retraining import fit_balanced_layer, last_layer, pooled_features
+from thermal_hf.training.data import ThermalClipDataset, collate_clips
 from thermal_hf.training.keyframe_vote import keyframe_groups, vote
 from thermal_hf.training.metrics import compute_classification_metrics
 
 
 def features_and_logits(model, processor, split, augmentation=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(pooled features, logits) of every clip of ``split``; augmented (training clips) when ``augmentation``."""
+    """(pooled features, logits) of every clip of ``split``; augmented (training clips) when ``augmentation``. The
+    features are `classifier_retraining.pooled_features`, what `retrain_classifier` fits on; the logits are the
+    last layer applied to them (the head's output, in eval mode)."""
     clips = ThermalClipDataset(split, processor, augmentation, train=augmentation is not None, seed=seed)
-    captured = {}
-    hook = model.slowfast.blocks[-1].proj.register_forward_hook(lambda m, i, o: captured.update(x=i[0].detach()))
-    features, logits = [], []
-    try:
-        for start in range(0, len(clips), 64):
-            batch = torch.stack([clips[i]["pixel_values"] for i in range(start, min(len(clips), start + 64))])
-            with torch.no_grad():
-                logits.append(model(batch).logits.numpy())
-            features.append(captured["x"].reshape(len(batch), -1).numpy())
-    finally:
-        hook.remove()
-    return np.concatenate(features), np.concatenate(logits)
+    loader = torch.utils.data.DataLoader(clips, batch_size=64, collate_fn=collate_clips)
+    features, _ = pooled_features(model, loader, progress=False)
+    layer = last_layer(model)
+    logits = features @ layer.weight.detach().double().numpy().T + layer.bias.detach().double().numpy()
+    return features, logits
 
 
 def dihedral_probabilities(model, processor, split) -> np.ndarray:
