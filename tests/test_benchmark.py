@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from thermal_hf.benchmark import aggregate, main, plan_folds, recording_group
+from thermal_hf.benchmark import aggregate, main, plan_folds, recording_group, render_markdown
 from thermal_hf.errors import RecipeError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -96,6 +96,25 @@ def test_aggregate_per_seed_mean_std_and_pooled_recall():
     assert recall["a-y"] == {"recall": 0.5, "support": 1}  # right in seed 0, wrong in seed 1
     assert recall["b-z"] == {"recall": 0.75, "support": 2}  # 1 of 2, then 2 of 2
     assert agg["coarse_per_class_recall"]["b"] == {"recall": 0.75, "support": 2}
+
+
+def test_results_md_names_every_environment_its_runs_trained_in():
+    predictions, train_counts = _hand_made()
+    results = {"recipe": "r.yaml", "protocol": "grouped", "seeds": [0, 1], "command": "thermal-hf benchmark r.yaml",
+               "folds": [{"name": "A+B", "test_recordings": ["A"], "train_recordings": ["B"], "test_samples": 4,
+                          "train_samples": 4}],
+               "aggregate": aggregate(NAMES, predictions, train_counts),
+               "runs": [{"environment": {"torch": "2.14.1", "transformers": "5.24.0", "numpy": "2.4.6",
+                                         "device": "cpu: AVX512, 2 threads"}},
+                        {"environment": {"torch": "2.14.1", "transformers": "5.24.0", "numpy": "2.4.6",
+                                         "device": "cuda: NVIDIA H100 80GB HBM3"}}]}
+    md = render_markdown(results)
+    assert "Mean class accuracy per seed: 0: 83.3, 1: 66.7." in md
+    assert ("Runs trained in different environments (the same recipe and seed can train differently in each): "
+            "torch 2.14.1, transformers 5.24.0, numpy 2.4.6, cpu: AVX512, 2 threads; torch 2.14.1, transformers "
+            "5.24.0, numpy 2.4.6, cuda: NVIDIA H100 80GB HBM3.") in md
+    results["runs"] = [{"environment": None}, {}]  # runs from before environments were recorded
+    assert "Trained with not recorded." in render_markdown(results)
 
 
 def test_aggregate_ensemble_averages_probabilities_clip_by_clip():
@@ -186,12 +205,23 @@ def test_grouped_seeds_reuse_and_reproducibility(small_dataset, tmp_path, capsys
     assert _predictions(first["runs"][0])["logits"] != _predictions(first["runs"][1])["logits"]
     md = (out / "results.md").read_text()
     assert "| model, mean ± std over 2 seeds |" in md and "majority baseline" in md and "thermal-hf benchmark" in md
+    per_seed = first["aggregate"]["per_seed"]
+    assert (f"Mean class accuracy per seed: 0: {100 * per_seed[0]['mean_class_accuracy']:.1f}, "
+            f"1: {100 * per_seed[1]['mean_class_accuracy']:.1f}.") in md
+    # where each run trained, recorded beside its seconds and named once in results.md (both runs: this process)
+    import torch
+
+    environments = [r["environment"] for r in first["runs"]]
+    assert environments[0] == environments[1] and environments[0]["torch"] == torch.__version__
+    assert json.loads((Path(first["runs"][0]["output_dir"]) / "benchmark_run.json").read_text())["environment"] == environments[0]
+    assert md.count(f"Trained with torch {torch.__version__}, ") == 1
     seed0_logits = _predictions(first["runs"][0])["logits"]
 
     # the same command again: the finished run is reused, not retrained
     capsys.readouterr()
     again = _bench(small_dataset, out, "grouped", "--seeds", "1")
     assert again["runs"][0]["reused"] is True and "(reused)" in capsys.readouterr().out
+    assert again["runs"][0]["environment"] == environments[0]  # a reused run keeps where it trained
     assert again["aggregate"]["per_seed"][0] == first["aggregate"]["per_seed"][0]
 
     # --overwrite retrains: the same seed gives the same logits and metrics

@@ -43,14 +43,17 @@ ranks the groups by their best class, see `thermal_hf.training.metrics.coarse_sc
 Outputs in BENCH_DIR (default ``outputs/benchmark/<recipe stem>/<protocol>``):
 
 - ``<fold>/seed<k>/`` (k = 0 .. seeds-1, seed = the recipe's seed + k): each run's ordinary output folder (model, ``recipe.yaml``, ``eval_report.json``,
-  ``eval_predictions.json``, ``class_distribution.json``) plus ``benchmark_run.json`` (its wall-clock seconds).
+  ``eval_predictions.json``, ``class_distribution.json``) plus ``benchmark_run.json`` (its wall-clock seconds and
+  environment: python, torch, transformers and numpy versions, the device). A run is reproducible to the bit on
+  one machine; on another CPU or GPU the same recipe and seed can train differently, so results.md names them.
   ``<fold>`` is the held-out recording (leave_one_recording_out), the held-out recordings joined by ``+``
   (grouped) or ``given``.
 - ``results.json``: the command, recipe, dataset, protocol, folds (train / test recordings, clip counts), every
-  run (seed, seconds, reused or not), per-seed metrics, mean, std, ensemble, baseline, pooled per-class recall,
+  run (seed, seconds, environment, reused or not), per-seed metrics, mean, std, ensemble, baseline, pooled per-class recall,
   and the total wall-clock time.
 - ``results.md``: a table ready for BENCHMARKS.md (rows: the model as mean +- std over seeds, the seed ensemble,
-  the majority baseline), the per-class recall table and the exact command; printed at the end.
+  the majority baseline), the per-class recall table, the mean class accuracy of every seed, the environment
+  the runs trained in and the exact command; printed at the end.
 
 A finished run (``eval_predictions.json`` present and its ``recipe.yaml`` equal to what would be run now) is
 reused, so an interrupted leave-one-recording-out benchmark continues where it stopped; ``--overwrite`` reruns
@@ -328,6 +331,17 @@ def render_markdown(results: dict) -> str:
         shared = sorted(set(fold["test_recordings"]) & set(fold["train_recordings"]), key=natural_key)
         if shared:  # protocol given: the users' split is by keyframe
             lines.append(f"{', '.join(shared)} are on both sides: this is not a test on unseen recordings.")
+    if seeds > 1:  # the spread in full: a rare class's few test clips can move one seed by several points
+        per_seed = ", ".join(f"{seed}: {_pct(m['mean_class_accuracy'])}"
+                             for seed, m in zip(results["seeds"], agg["per_seed"]))
+        lines += ["", f"Mean class accuracy per seed: {per_seed}."]
+    environments = []
+    for run in results["runs"]:
+        described = describe_environment(run.get("environment"))
+        if described not in environments:
+            environments.append(described)
+    lines += ["", ("Trained with " if len(environments) == 1 else "Runs trained in different environments (the same "
+                   "recipe and seed can train differently in each): ") + "; ".join(environments) + "."]
     lines += ["", "```", results["command"], "```", ""]
     return "\n".join(lines)
 
@@ -391,6 +405,33 @@ def finished_run(run_dir: Path, parsed) -> bool:
     return yaml.safe_load(saved.read_text()) == _recipe_text(parsed)
 
 
+def run_environment() -> dict:
+    """What a run's numbers depend on besides the recipe and seed: library versions and the compute device.
+
+    A run is bit-reproducible on one machine, but the same recipe and seed can train differently elsewhere
+    (torch picks its CPU kernels by instruction set, its GPU kernels by card), so every run records where it ran.
+    """
+    import platform
+
+    import torch
+    import transformers
+
+    if torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"cpu: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads"
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+            "numpy": np.__version__, "device": device}
+
+
+def describe_environment(env: dict | None) -> str:
+    """One line for results.md, e.g. ``torch 2.14.1, transformers 5.24.0, numpy 2.4.6, cpu: AVX512, 2 threads``."""
+    if not env:
+        return "not recorded"
+    return ", ".join(f"{key} {env[key]}" for key in ("torch", "transformers", "numpy") if key in env) + \
+        (f", {env['device']}" if "device" in env else "")
+
+
 def train_once(parsed, run_dir: Path) -> float:
     """Train + evaluate one run in this process; returns its wall-clock seconds."""
     from . import train
@@ -400,7 +441,8 @@ def train_once(parsed, run_dir: Path) -> float:
     start = time.perf_counter()
     train.run(parsed)
     seconds = time.perf_counter() - start
-    (run_dir / RUN_INFO_FILE).write_text(json.dumps({"seconds": seconds, "seed": parsed.training_args.seed}) + "\n")
+    info = {"seconds": seconds, "seed": parsed.training_args.seed, "environment": run_environment()}
+    (run_dir / RUN_INFO_FILE).write_text(json.dumps(info) + "\n")
     gc.collect()
     import torch
 
@@ -477,13 +519,13 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
             tag = f"[fold {f + 1}/{len(folds)} seed {s + 1}/{len(seeds)}] " + (
                 "the dataset's own split" if fold.name == "given" else f"{', '.join(fold.test_recordings)} held out")
             reused = not overwrite and finished_run(run_dir, parsed)
-            if reused:
-                info_path = run_dir / RUN_INFO_FILE
-                seconds = json.loads(info_path.read_text())["seconds"] if info_path.is_file() else None
-            else:
+            if not reused:
                 print(f"{tag}: training on {fold.train_samples} clips, testing on {fold.test_samples} "
                       f"(seed {seed}) -> {run_dir}", flush=True)
-                seconds = train_once(parsed, run_dir)
+                train_once(parsed, run_dir)
+            info_path = run_dir / RUN_INFO_FILE
+            info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+            seconds = info.get("seconds")
             run_predictions, counts = load_run(run_dir, data_args.train_split, label_names)
             check_held_out(fold, run_predictions)
             predictions[s][f], train_counts[f] = run_predictions, counts
@@ -492,7 +534,7 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
             print(f"{tag}: mca {_pct(fold_metrics['mean_class_accuracy'])}% top-1 "
                   f"{_pct(fold_metrics['top1_accuracy'])}% ({took})", flush=True)
             runs.append({"fold": fold.name, "seed": seed, "output_dir": str(run_dir), "seconds": seconds,
-                         "reused": reused, "metrics": _scalars(fold_metrics)})
+                         "reused": reused, "environment": info.get("environment"), "metrics": _scalars(fold_metrics)})
 
     from .training.metrics import coarse_groups
 
