@@ -1,6 +1,6 @@
 """Re-scores the saved models of a finished `thermal-hf benchmark` run, two ways that need no new training.
 
-    .venv/bin/python bench/exp_saved_runs.py BENCH_DIR [--retrain-classifier] [--passes 3]
+    .venv/bin/python bench/exp_saved_runs.py BENCH_DIR [--retrain-classifier] [--passes 3] [--detected-people]
 
 BENCH_DIR is a benchmark output folder (`FOLD/seedN/` runs, any protocol, e.g. `outputs/benchmark/thermal_native/
 grouped`); each run is re-read with its own `recipe.yaml` and its fold's test recordings, scored as the benchmark
@@ -14,6 +14,14 @@ scores it (people voted into keyframes when the recipe says so) and pooled over 
    `thermal_hf.training.classifier_retraining.fit_balanced_layer`, what the recipe key `retrain_classifier` does
    after training). If the network's features carry the rare classes and only the head's prior hides them, the
    balanced classifier finds them.
+
+3. **people found by the sensor** (`--detected-people`, recipes with ``person_crop_size``): the benchmark takes
+   each test keyframe's people from its annotations (each annotated person answered around their own blob). A
+   sensor has no annotations; it finds warm blobs (`thermal_hf.data.person_crop.person_blobs`, the processor's
+   ``person_threshold``) in the window's middle frame, and some are lamps or devices. Two deployable answers:
+   the largest blob only (what `predict` and the pipeline answer), and every blob found answered and voted by
+   the label's rule (most common answer, ties to the lowest id). A keyframe where nothing is found is answered
+   around the frame's centre, as the processor does.
 
 A diagnostic, not a recipe option: nothing here chooses anything on the test recordings.
 """
@@ -63,6 +71,33 @@ def dihedral_probabilities(model, processor, split) -> np.ndarray:
     return np.mean(views, axis=0)
 
 
+def detected_people_scores(model, processor, split, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """``(largest blob scores (G, K), every blob voted (G, K), blobs found per keyframe)`` for the keyframes
+    ``groups`` numbers: each keyframe's window (its first person row: every person row of a keyframe holds the same
+    frames) answered around the blobs the processor's own detector finds, with no annotation."""
+    from thermal_hf.data import person_crop
+    from thermal_hf.data.convert import ClipReader
+    from thermal_hf.data.transforms import has_invalid
+
+    reader = ClipReader(split)
+    first_rows = np.unique(groups, return_index=True)[1]
+    largest, voted, found = [], [], []
+    for row in first_rows:
+        frames = np.asarray(reader.frames(int(row)), dtype=np.float32)
+        if has_invalid(frames, processor.invalid_floor):
+            frames = processor.clean(frames)
+        height, width = frames.shape[1:]
+        centres = person_crop.person_blobs(frames[len(frames) // 2], processor.person_threshold) or [(height / 2, width / 2)]
+        clips = [processor.normalize(processor.fit_length(person_crop.crop_square(frames, c, processor.person_crop_size)))
+                 for c in centres]
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.ascontiguousarray(np.stack(clips), dtype=np.float32))).logits.double().numpy()
+        largest.append(logits[0])  # person_blobs: largest first
+        voted.append(vote(logits, np.zeros(len(logits), dtype=np.int64), np.zeros(len(logits), dtype=np.int64))[0][0])
+        found.append(len(centres))
+    return np.asarray(largest), np.asarray(voted), found
+
+
 def retrained_classifier_scores(model, processor, data, augmentation, passes: int, balanced: bool) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
@@ -85,6 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", type=Path, help="a `thermal-hf benchmark` output folder (FOLD/seedN/ runs)")
     parser.add_argument("--retrain-classifier", action="store_true")
     parser.add_argument("--passes", type=int, default=3, help="augmented passes over the training clips (default 3)")
+    parser.add_argument("--detected-people", action="store_true",
+                        help="also answer each keyframe from the blobs the sensor finds (no annotations)")
     args = parser.parse_args(argv)
     folds = sorted(path for path in args.runs.iterdir() if path.is_dir() and any(path.glob("seed*/recipe.yaml")))
     if not folds:
@@ -112,6 +149,16 @@ def main(argv: list[str] | None = None) -> None:
                                                                  args.passes, balanced)
             for name, scores in variants.items():
                 pooled.setdefault((name, run.name), []).append(vote(scores, labels, groups)[:2])
+            if args.detected_people:
+                if processor.person_crop_size is None:
+                    parser.error(f"{run}: --detected-people needs a recipe with person_crop_size")
+                keyframe_labels = vote(variants["classification head"], labels, groups)[1]
+                largest, voted, found = detected_people_scores(model, processor, data.eval, groups)
+                people = np.bincount(groups)
+                print(f"  {fold.name}/{run.name}: {sum(found)} blobs found in {len(found)} keyframes for their "
+                      f"{people.sum()} annotated people (as many in {np.sum(np.asarray(found) == people)} keyframes)")
+                pooled.setdefault(("largest blob found", run.name), []).append((largest, keyframe_labels))
+                pooled.setdefault(("every blob found, voted", run.name), []).append((voted, keyframe_labels))
             print(f"  {fold.name}/{run.name} done", flush=True)
     names = data.label_names
     print(f"{args.runs}: mean class accuracy / top-1 (%), pooled over {len(folds)} fold(s), per seed")

@@ -293,6 +293,41 @@ def test_people_answers_voted_into_keyframes(small_dataset, tmp_path):
     assert found["classification head"][0] == pytest.approx(100 * run["metrics"]["mean_class_accuracy"], abs=0.051)
     assert found["classification head"][1] == pytest.approx(100 * run["metrics"]["top1_accuracy"], abs=0.051)
 
+    # --detected-people: each keyframe answered from the blobs the processor's detector finds, no annotations
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        script.main([str(out), "--detected-people"])
+    text = printed.getvalue()
+    assert {"largest blob found", "every blob found, voted"} <= set(re.findall(r"^(\S.*?)\s+seed0:", text, re.MULTILINE))
+    counted = re.search(r"(\d+) blobs found in (\d+) keyframes for their (\d+) annotated people", text)
+    assert int(counted.group(2)) == fold["test_samples"] and int(counted.group(1)) >= int(counted.group(2))
+    # the largest blob's answer is what predict / the pipeline compute: the processor's own crop, no box
+    import torch
+    from datasets import concatenate_datasets
+
+    from thermal_hf.models.thermal_slowfast import (
+        ThermalSlowFastForVideoClassification,
+        ThermalVideoProcessor,
+    )
+    from thermal_hf.training.keyframe_vote import keyframe_groups
+
+    model = ThermalSlowFastForVideoClassification.from_pretrained(run["output_dir"]).eval()
+    processor = ThermalVideoProcessor.from_pretrained(run["output_dir"])
+    pooled = concatenate_datasets(list(dataset.values()))  # the held-out rows, from whichever split holds them
+    held = pooled.select([i for i, r in enumerate(pooled["recording"]) if r in fold["test_recordings"]])
+    groups = keyframe_groups(held["recording"], held["image_id"])
+    largest, voted, blobs = script.detected_people_scores(model, processor, held, groups)
+    assert largest.shape == voted.shape == (len(people), len(results["label_names"])) and len(blobs) == len(people)
+    first_rows = np.unique(groups, return_index=True)[1]
+    clips = [processor.normalize(processor.fit_length(processor.crop_to_person(
+        processor.clean(np.asarray(held[int(i)]["frames"], dtype=np.float32))))) for i in first_rows]
+    with torch.no_grad():
+        expected = model(torch.from_numpy(np.ascontiguousarray(np.stack(clips), dtype=np.float32))).logits.double().numpy()
+    np.testing.assert_allclose(largest, expected, rtol=1e-5, atol=1e-5)
+    # a keyframe with one blob has one voter: its vote is the largest blob's answer
+    single = np.asarray(blobs) == 1
+    assert np.array_equal(voted[single].argmax(1), largest[single].argmax(1))
+
 
 # ---------------------------------------------------------------------------------------------------------------
 # CLI errors
