@@ -166,7 +166,10 @@ def test_r50_zoo_architecture_imports_exactly(tmp_path):
     clip = grey_clip(2, 16, (64, 96))
     with torch.no_grad():
         logits = model(pixel_values=clip).logits
-    torch.testing.assert_close(logits, reference_logits(net, clip), rtol=1e-5, atol=1e-6)
+    # Float32 through 50 layers: the weights are equal to the bit (above), but the CPU's kernels may sum in
+    # another order for the two modules (an AVX512 machine differed by 2e-5, 5e-5 relative); a wrong mapping
+    # differs by orders of magnitude more.
+    torch.testing.assert_close(logits, reference_logits(net, clip), rtol=1e-4, atol=1e-5)
 
 
 def test_r101_fusion_kernel_is_read_from_the_checkpoint(tmp_path):
