@@ -1,4 +1,4 @@
-"""Re-scores the saved models of a finished `thermal-hf benchmark` run, two ways that need no new training.
+"""Re-scores the saved models of a finished `thermal-hf benchmark` run, in ways that need no new training.
 
     .venv/bin/python bench/exp_saved_runs.py BENCH_DIR [--retrain-classifier] [--passes 3] [--detected-people]
 

@@ -44,8 +44,8 @@ Outputs in BENCH_DIR (default ``outputs/benchmark/<recipe stem>/<protocol>``):
 
 - ``<fold>/seed<k>/`` (k = 0 .. seeds-1, seed = the recipe's seed + k): each run's ordinary output folder (model, ``recipe.yaml``, ``eval_report.json``,
   ``eval_predictions.json``, ``class_distribution.json``) plus ``benchmark_run.json`` (its wall-clock seconds and
-  environment: python, torch, transformers and numpy versions, the device). A run is reproducible to the bit on
-  one machine; on another CPU or GPU the same recipe and seed can train differently, so results.md names them.
+  environment: python, torch, transformers and numpy versions, the device). A CPU run repeats itself to the bit
+  on one machine; on another CPU or GPU the same recipe and seed can train differently, so results.md names them.
   ``<fold>`` is the held-out recording (leave_one_recording_out), the held-out recordings joined by ``+``
   (grouped) or ``given``.
 - ``results.json``: the command, recipe, dataset, protocol, folds (train / test recordings, clip counts), every
@@ -408,7 +408,7 @@ def finished_run(run_dir: Path, parsed) -> bool:
 def run_environment() -> dict:
     """What a run's numbers depend on besides the recipe and seed: library versions and the compute device.
 
-    A run is bit-reproducible on one machine, but the same recipe and seed can train differently elsewhere
+    A CPU run repeats itself to the bit on one machine, but the same recipe and seed can train differently elsewhere
     (torch picks its CPU kernels by instruction set, its GPU kernels by card), so every run records where it ran.
     """
     import platform
