@@ -64,8 +64,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Accept-Ranges", "none" if state.ignore_range else "bytes")
         self.end_headers()
         sent = body if cut is None else body[:cut]
-        self.wfile.write(sent)
+        # Recorded before the body goes out: recorded after, the client can finish reading first and a test
+        # that counts the requests races the server's thread (seen once with the cores busy).
         state.requests.append({"range": range_header, "status": 206 if start else 200, "sent": len(sent)})
+        self.wfile.write(sent)
         if cut is not None:
             # Simulate a dropped connection: close the socket mid-body.
             self.wfile.flush()
