@@ -17,7 +17,7 @@ scores it (people voted into keyframes when the recipe says so) and pooled over 
 
 3. **people found by the sensor** (`--detected-people`, recipes with ``person_crop_size``): the benchmark takes
    each test keyframe's people from its annotations (each annotated person answered around their own blob). A
-   sensor has no annotations; it finds warm blobs (`thermal_hf.data.person_crop.person_blobs`, the processor's
+   sensor has no annotations; it finds warm blobs (the processor's `crop_to_people`, at its
    ``person_threshold``) in the window's middle frame, and some are lamps or devices. Two deployable answers:
    the largest blob only (what `predict` and the pipeline answer), and every blob found answered and voted by
    the label's rule (most common answer, ties to the lowest id). A keyframe where nothing is found is answered
@@ -75,7 +75,6 @@ def detected_people_scores(model, processor, split, groups: np.ndarray) -> tuple
     """``(largest blob scores (G, K), every blob voted (G, K), blobs found per keyframe)`` for the keyframes
     ``groups`` numbers: each keyframe's window (its first person row: every person row of a keyframe holds the same
     frames) answered around the blobs the processor's own detector finds, with no annotation."""
-    from thermal_hf.data import person_crop
     from thermal_hf.data.convert import ClipReader
     from thermal_hf.data.transforms import has_invalid
 
@@ -86,15 +85,12 @@ def detected_people_scores(model, processor, split, groups: np.ndarray) -> tuple
         frames = np.asarray(reader.frames(int(row)), dtype=np.float32)
         if has_invalid(frames, processor.invalid_floor):
             frames = processor.clean(frames)
-        height, width = frames.shape[1:]
-        centres = person_crop.person_blobs(frames[len(frames) // 2], processor.person_threshold) or [(height / 2, width / 2)]
-        clips = [processor.normalize(processor.fit_length(person_crop.crop_square(frames, c, processor.person_crop_size)))
-                 for c in centres]
+        clips = [processor.normalize(processor.fit_length(crop)) for crop in processor.crop_to_people(frames)]
         with torch.no_grad():
             logits = model(torch.from_numpy(np.ascontiguousarray(np.stack(clips), dtype=np.float32))).logits.double().numpy()
         largest.append(logits[0])  # person_blobs: largest first
         voted.append(vote(logits, np.zeros(len(logits), dtype=np.int64), np.zeros(len(logits), dtype=np.int64))[0][0])
-        found.append(len(centres))
+        found.append(len(clips))
     return np.asarray(largest), np.asarray(voted), found
 
 

@@ -62,8 +62,19 @@ def test_processor_cuts_around_the_person_and_saves_the_setting(tmp_path):
     loaded = ThermalVideoProcessor.from_pretrained(tmp_path)
     assert (loaded.person_crop_size, loaded.person_threshold) == (8, 3.0)
     np.testing.assert_array_equal(loaded(clip).pixel_values.numpy(), processor(clip).pixel_values.numpy())
+    # every candidate person, largest first (the first is crop_to_person's); the frame's centre when none
+    two = clip.copy()
+    two[:, 33:37, 50:53] = 30.0  # a second, smaller person
+    people = processor.crop_to_people(two)
+    assert len(people) == 2
+    np.testing.assert_array_equal(people[0], processor.crop_to_person(two))
+    np.testing.assert_array_equal(people[1], person_crop.crop_square(two, (34.5, 51.0), 8))
+    (only,) = processor.crop_to_people(flat)
+    np.testing.assert_array_equal(only, processor.crop_to_person(flat))
     whole = ThermalVideoProcessor(num_frames=8)
     assert whole.person_crop_size is None and whole(clip).pixel_values.shape == (1, 8, 40, 60)
+    with pytest.raises(ValueError, match="person_crop_size"):
+        whole.crop_to_people(clip)
     with pytest.raises(ValueError, match="person_crop_size"):
         ThermalVideoProcessor(person_crop_size=0)
 

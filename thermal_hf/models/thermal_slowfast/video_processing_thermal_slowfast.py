@@ -193,6 +193,17 @@ class ThermalVideoProcessor(BaseVideoProcessor):
             centre = person_crop.box_centre(box, height, width) if box is not None else (height / 2, width / 2)
         return person_crop.crop_square(frames, centre, self.person_crop_size)
 
+    def crop_to_people(self, frames: np.ndarray) -> list[np.ndarray]:
+        """One `(T, S, S)` square per warm blob of the middle frame (`person_crop.person_blobs`), largest first (the
+        first is `crop_to_person`'s); the frame's centre when nothing is that warm. Some blobs are lamps or devices:
+        this is every candidate person, for a caller that answers each (needs ``person_crop_size``)."""
+        if self.person_crop_size is None:
+            raise ValueError("crop_to_people needs person_crop_size (this processor keeps the whole frame)")
+        frames = np.asarray(frames)
+        height, width = frames.shape[1:]
+        centres = person_crop.person_blobs(frames[len(frames) // 2], self.person_threshold) or [(height / 2, width / 2)]
+        return [person_crop.crop_square(frames, centre, self.person_crop_size) for centre in centres]
+
     def normalize(self, frames: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
         """Celsius -> model units: clip to `temperature_range`, scale to 0..1, then `(x - mean) / std`."""
         if args or kwargs:
