@@ -6,8 +6,9 @@ BENCH_DIR is a benchmark output folder (`FOLD/seedN/` runs, any protocol, e.g. `
 grouped`); each run is re-read with its own `recipe.yaml` and its fold's test recordings, scored as the benchmark
 scores it (people voted into keyframes when the recipe says so) and pooled over the folds per seed:
 
-1. **test-time views**: the 8 turns by 90 degrees and their mirrors of each (square) clip, probabilities averaged.
-   A ceiling view has no orientation and the model trained on any rotation, so the views should agree;
+1. **test-time views**: the 8 turns by 90 degrees and their mirrors of each (square) clip, probabilities averaged
+   (the model's ``test_time_views: 8``). A ceiling view has no orientation and the model trained on any rotation,
+   so the views should agree; every other score here is of the clip as given, whatever the saved model's views;
 2. **a re-trained classifier** (`--retrain-classifier`; "cRT", Kang et al., ICLR 2020): the model's pooled features
    (the input of its last layer) of `--passes` augmented passes over the fold's training clips, standardised, and
    a logistic regression (C = 1) on them, plain and with class-balanced weights (the balanced one is
@@ -21,7 +22,8 @@ scores it (people voted into keyframes when the recipe says so) and pooled over 
    ``person_threshold``) in the window's middle frame, and some are lamps or devices. Two deployable answers:
    the largest blob only (what `predict` and the pipeline answer), and every blob found answered and voted by
    the label's rule (most common answer, ties to the lowest id). A keyframe where nothing is found is answered
-   around the frame's centre, as the processor does.
+   around the frame's centre, as the processor does. The largest blob is also answered with 8 test-time views
+   (what `predict` and the pipeline answer for a model saved with ``test_time_views: 8``).
 
 A diagnostic, not a recipe option: nothing here chooses anything on the test recordings.
 """
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -56,19 +59,25 @@ def features_and_logits(model, processor, split, augmentation=None, seed: int = 
     return features, logits
 
 
+@contextmanager
+def views(model, count: int):
+    """``model`` answering with ``count`` test-time views (its config's ``test_time_views``) inside the block."""
+    saved = model.config.test_time_views
+    model.config.test_time_views = count
+    try:
+        yield model
+    finally:
+        model.config.test_time_views = saved
+
+
 def dihedral_probabilities(model, processor, split) -> np.ndarray:
-    """Softmax averaged over the 8 turns and mirrors of each clip."""
+    """Softmax averaged over the 8 turns and mirrors of each clip (the model's own ``test_time_views: 8``)."""
     clips = ThermalClipDataset(split, processor)
     batch = torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
     if batch.shape[-1] != batch.shape[-2]:
         raise SystemExit("test-time views need square clips (person_crop_size with a square image_size)")
-    views = []
-    with torch.no_grad():
-        for turns in range(4):
-            turned = torch.rot90(batch, turns, dims=(-2, -1))
-            for view in (turned, torch.flip(turned, dims=(-1,))):
-                views.append(torch.softmax(model(view).logits, -1).numpy())
-    return np.mean(views, axis=0)
+    with views(model, 8), torch.no_grad():
+        return torch.softmax(model(batch).logits, -1).numpy()
 
 
 def detected_people_scores(model, processor, split, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
@@ -149,7 +158,11 @@ def main(argv: list[str] | None = None) -> None:
                 if processor.person_crop_size is None:
                     parser.error(f"{run}: --detected-people needs a recipe with person_crop_size")
                 keyframe_labels = vote(variants["classification head"], labels, groups)[1]
-                largest, voted, found = detected_people_scores(model, processor, data.eval, groups)
+                with views(model, 1):
+                    largest, voted, found = detected_people_scores(model, processor, data.eval, groups)
+                with views(model, 8):
+                    largest8 = detected_people_scores(model, processor, data.eval, groups)[0]
+                pooled.setdefault(("largest blob found, 8 views", run.name), []).append((largest8, keyframe_labels))
                 people = np.bincount(groups)
                 print(f"  {fold.name}/{run.name}: {sum(found)} blobs found in {len(found)} keyframes for their "
                       f"{people.sum()} annotated people (as many in {np.sum(np.asarray(found) == people)} keyframes)")

@@ -105,6 +105,9 @@ def test_retrain_changes_only_the_last_layer_and_the_model_answers_as_the_fit(tm
     reloaded = type(model).from_pretrained(tmp_path / "m").eval()
     with torch.no_grad():
         np.testing.assert_allclose(reloaded(clips.clips).logits.numpy(), logits, atol=1e-5)
+    # the features are those of each clip as given, whatever views the model averages when it answers
+    model.config.test_time_views = 4
+    np.testing.assert_array_equal(pooled_features(model, loader, progress=False)[0], features)
 
 
 def test_recipe_keys_are_checked(tmp_path):

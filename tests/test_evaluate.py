@@ -236,6 +236,45 @@ def test_people_answers_voted_into_keyframes_when_the_recipe_says_so(tiny_model_
     assert len((tmp_path / "eval" / "predictions.csv").read_text().splitlines()) == len(people) + 1  # per person
 
 
+def test_test_time_views_override_the_models_own_for_the_evaluation(trained_model_dir, converted_dataset, evaluated,
+                                                                      tmp_path, capsys):
+    """`--test_time_views 4`: each clip's probabilities are the mean over the clip, its mirrors and its turn by 180
+    degrees (checked by hand on the model), recorded in metrics.json; the saved model is not changed."""
+    from thermal_hf.data.convert import load_converted
+    from thermal_hf.models.thermal_slowfast import (
+        ThermalSlowFastForVideoClassification,
+        ThermalVideoProcessor,
+    )
+    from thermal_hf.training.data import ThermalClipDataset
+
+    config_before = (trained_model_dir / "config.json").read_text()
+    out = tmp_path / "views4"
+    assert main(["--model", str(trained_model_dir), "--dataset", str(converted_dataset), "--output_dir", str(out),
+                 "--device", "cpu", "--test_time_views", "4"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["model"]["test_time_views"] == 4
+    assert json.loads((evaluated / "metrics.json").read_text())["model"]["test_time_views"] == 1
+    assert (trained_model_dir / "config.json").read_text() == config_before
+    with open(out / "predictions.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    names = json.loads((out / "metrics.json").read_text())["label_names"]
+    probs = np.array([[float(r[f"prob_{n}"]) for n in names] for r in rows])
+
+    model = ThermalSlowFastForVideoClassification.from_pretrained(trained_model_dir).eval()
+    clips = ThermalClipDataset(load_converted(converted_dataset)["validation"],
+                               ThermalVideoProcessor.from_pretrained(trained_model_dir))
+    batch = torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
+    with torch.no_grad():
+        views = [batch, batch.flip(-1), batch.flip(-2), batch.flip(-1).flip(-2)]
+        by_hand = torch.stack([torch.softmax(model(v).logits, -1) for v in views]).mean(0).numpy()
+        single = torch.softmax(model(batch).logits, -1).numpy()
+    np.testing.assert_allclose(probs, by_hand, atol=2e-5)
+    assert np.abs(by_hand - single).max() > 1e-3
+    # 8 views turn the clip by 90 degrees: a model with a non-square image_size says so, and nothing is written
+    assert main(["--model", str(trained_model_dir), "--dataset", str(converted_dataset), "--output_dir",
+                 str(tmp_path / "views8"), "--test_time_views", "8"]) == 2
+    assert "square image_size" in capsys.readouterr().err and not (tmp_path / "views8" / "metrics.json").exists()
+
+
 def test_missing_model_or_dataset_folder_is_named(tiny_model_dir, converted_dataset, tmp_path, monkeypatch, capsys):
     """A typo in --model or --dataset says which folder is missing (not a Hub connection error, not 'neither')."""
     import transformers

@@ -97,6 +97,10 @@ def test_card_says_how_windows_are_timed(card_model_dir, tmp_path):
     assert "around the person" not in card
     ThermalVideoProcessor(num_frames=num_frames, person_crop_size=24).save_pretrained(model_dir)
     assert "cut to 24 x 24 pixels around the person (the largest blob 3 C warmer" in render_model_card(model_dir, repo_id="org/t")
+    assert "views of the clip" not in card
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "test_time_views": 4}))
+    assert "each answer is the mean of 4 views of the clip" in render_model_card(model_dir, repo_id="org/t")
 
 
 def test_card_without_results_is_an_explicit_choice(tiny_model_dir):

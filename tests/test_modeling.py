@@ -76,6 +76,8 @@ def test_config_json_round_trip_keeps_int_label_ids(tmp_path):
         ({"num_channels": 2}, "stem_channels"),
         ({"dropout": 1.0}, "dropout"),
         ({"slowfast_channel_ratio": 0}, "positive"),
+        ({"test_time_views": 3}, "test_time_views"),
+        ({"test_time_views": 8, "image_size": (48, 64)}, "square image_size"),
     ],
 )
 def test_config_rejects_bad_values_with_value_error(kwargs, message):
@@ -155,6 +157,36 @@ def test_forward_rejects_bad_inputs(tiny_model):
         tiny_model(_clip().unsqueeze(2).repeat(1, 1, 2, 1, 1))
     with pytest.raises(ValueError, match="shape"):
         tiny_model(torch.zeros(16, 40, 60))
+
+
+def test_test_time_views_average_the_symmetries_out_of_training_only():
+    """8 views: the mean probability over the clip's 8 turns and mirrors, computed here by hand from one-view
+    forwards; the answer is then the same for every turn and mirror of the clip. Training forwards ignore views."""
+    torch.manual_seed(0)
+    model = make_tiny_model(num_labels=5, image_size=(32, 32), head_init_std=1.0).eval()  # answers far from uniform
+    clip = _clip(height=24, width=24)
+    with torch.no_grad():
+        single = model(clip).logits
+        turns = [torch.rot90(clip, k, dims=(-2, -1)) for k in range(4)]
+        by_hand = torch.stack([torch.softmax(model(v).logits, -1)
+                               for t in turns for v in (t, torch.flip(t, dims=(-1,)))]).mean(0)
+        model.config.test_time_views = 8
+        views8 = model(clip, labels=torch.tensor([1, 3]))
+        turned = model(torch.flip(torch.rot90(clip, 1, dims=(-2, -1)), dims=(-2,))).logits
+        model.config.test_time_views = 4  # the clip, its mirrors and its turn by 180 degrees
+        views4 = model(clip).logits
+        by_hand4 = torch.stack([torch.softmax(model.single_view_logits(v), -1)
+                                for v in (clip, clip.flip(-1), clip.flip(-2), clip.flip(-1).flip(-2))]).mean(0)
+        assert torch.equal(model.single_view_logits(clip), single)
+        model.train()  # (batch statistics: a train-mode forward answers differently from an eval-mode one)
+        training, training_single = model(clip).logits, model.single_view_logits(clip)
+    assert torch.allclose(views8.logits.exp(), by_hand, atol=1e-6)
+    assert torch.allclose(views8.logits.exp().sum(-1), torch.ones(2), atol=1e-6)
+    assert not torch.allclose(views8.logits.exp(), torch.softmax(single, -1), atol=1e-3)
+    assert torch.allclose(turned, views8.logits, atol=1e-5)  # every symmetry of the clip gets the same answer
+    assert views8.loss.item() == pytest.approx(-by_hand[[0, 1], [1, 3]].log().mean().item(), rel=1e-5)
+    assert torch.allclose(views4.exp(), by_hand4, atol=1e-6)
+    assert torch.equal(training, training_single)  # views only out of training (dropout 0: no randomness)
 
 
 def test_forward_has_no_var_kwargs_so_trainer_does_not_assume_scaled_loss(tmp_path):

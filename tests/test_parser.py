@@ -144,6 +144,18 @@ def test_bad_values(tmp_path):
         parse(tmp_path, text=BASE + "model:\n  depth: 18\n")
     with pytest.raises(RecipeError, match="exclusive"):
         parse(tmp_path, "--warmup_epochs", "2", "--warmup_steps", "10")
+    with pytest.raises(RecipeError, match="'test_time_views': expected one of 1, 2, 4, 8; got 3"):
+        parse(tmp_path, "--test_time_views", "3")
+
+
+def test_test_time_views_reach_the_model_config(tmp_path):
+    from thermal_hf.configs import TEST_TIME_VIEWS
+    from thermal_hf.models.thermal_slowfast import configuration_thermal_slowfast as configuration
+
+    assert TEST_TIME_VIEWS == configuration.TEST_TIME_VIEWS  # the recipe check mirrors the model's
+    model_args = parse(tmp_path, "--test_time_views", "8").as_tuple()[0]
+    assert model_args.config_overrides()["test_time_views"] == 8
+    assert "test_time_views" not in parse(tmp_path).as_tuple()[0].config_overrides()
 
 
 def test_env_block(tmp_path, monkeypatch):

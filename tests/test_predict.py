@@ -118,6 +118,30 @@ def test_predict_timeline_times_come_from_timestamps(tiny_model_dir, recording, 
         assert float(rows[2][f"prob_{label}"]) == pytest.approx(score, abs=1e-6)
 
 
+def test_test_time_views_flag_answers_as_a_model_saved_with_them(tiny_model_dir, recording, tmp_path, capsys):
+    """`--test_time_views 2` on a plain model == the pipeline of the same model saved with `test_time_views: 2`
+    (and not the one-view answer); 8 views on a non-square image_size is refused before anything is written."""
+    import json
+
+    from transformers import pipeline
+
+    out = tmp_path / "views2"
+    assert main(["--model", str(tiny_model_dir), str(recording), "--output_dir", str(out), "--test_time_views", "2"]) == 0
+    row = _rows(out / "timeline.csv")[2]
+    saved = tmp_path / "model_views2"
+    shutil.copytree(tiny_model_dir, saved)
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps({**config, "test_time_views": 2}))
+    for model, differs in ((saved, False), (tiny_model_dir, True)):
+        thermal = pipeline("thermal-video-classification", model=str(model))
+        scores = {d["label"]: d["score"] for d in thermal(str(recording), start_frame=16, top_k=14)}
+        gap = max(abs(float(row[f"prob_{label}"]) - score) for label, score in scores.items())
+        assert (gap > 1e-5) if differs else (gap < 1e-6)
+    assert main(["--model", str(tiny_model_dir), str(recording), "--output_dir", str(tmp_path / "views8"),
+                 "--test_time_views", "8"]) == 2
+    assert "square image_size" in capsys.readouterr().err and not (tmp_path / "views8").exists()
+
+
 def test_several_recordings_with_annotations(tiny_model_dir, recording, tmp_path):
     short = tmp_path / "SY43_R1.h5"
     with h5py.File(recording) as f, h5py.File(short, "w") as g:

@@ -35,6 +35,7 @@ SAMPLINGS = ("natural", "class_balanced")
 MIXED_PRECISIONS = ("auto", "no", "fp16", "bf16")
 CHECKPOINT_FORMATS = ("auto", "pytorchvideo", "mmaction2")
 TEMPERATURE_REFERENCES = ("absolute", "clip_median")
+TEST_TIME_VIEWS = (1, 2, 4, 8)  # the model config's (thermal_slowfast.TEST_TIME_VIEWS), without importing the model
 
 
 def _check_choice(name: str, value, choices) -> None:
@@ -84,6 +85,14 @@ class ModelArguments:
     stem_pool: bool | None = field(
         default=None, metadata={"help": "Max-pool after the stem (unset: true); false keeps 2x more resolution (native inputs)."}
     )
+    test_time_views: int | None = field(
+        default=None,
+        metadata={
+            "help": "Views of each clip averaged out of training (evaluation, predict, the pipeline): 1, 2 (and its "
+            "mirror), 4 (both mirrors, the turn by 180 degrees) or 8 (every turn by 90 degrees and its mirror; a "
+            "square image_size) (unset: 1). Saved with the model."
+        },
+    )
     slow_temporal_stride: int | None = field(default=None, metadata={"help": "Slow pathway frame stride (unset: 8)."})
     fast_temporal_stride: int | None = field(default=None, metadata={"help": "Fast pathway frame stride (unset: 2)."})
     temperature_range: list[float] | None = field(
@@ -117,6 +126,9 @@ class ModelArguments:
         _check_choice("pretrained_format", self.pretrained_format, CHECKPOINT_FORMATS)
         if self.temperature_reference is not None:
             _check_choice("temperature_reference", self.temperature_reference, TEMPERATURE_REFERENCES)
+        if self.test_time_views is not None and self.test_time_views not in TEST_TIME_VIEWS:
+            raise RecipeError(f"recipe key 'test_time_views': expected one of {', '.join(map(str, TEST_TIME_VIEWS))}; "
+                              f"got {self.test_time_views}")
         if self.person_crop_size is not None and self.person_crop_size < 1:
             raise RecipeError(f"recipe key 'person_crop_size': expected a positive number of pixels or null; got "
                               f"{self.person_crop_size}")
@@ -129,7 +141,7 @@ class ModelArguments:
     def config_overrides(self) -> dict:
         """The architecture keys set in the recipe, as `ThermalSlowFastConfig` kwargs."""
         keys = ("model_depth", "image_size", "dropout", "slow_temporal_stride", "fast_temporal_stride", "stem_width",
-                "stem_pool")
+                "stem_pool", "test_time_views")
         return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
 
 

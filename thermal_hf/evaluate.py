@@ -140,8 +140,10 @@ def evaluate(
     num_workers: int = 0,
     device: str = "auto",
     progress: bool | None = None,
+    test_time_views: int | None = None,
 ) -> dict[str, Any] | None:
-    """Run the evaluation; on the main process write the four files and return the metrics (else ``None``)."""
+    """Run the evaluation; on the main process write the four files and return the metrics (else ``None``).
+    ``test_time_views`` (1, 2, 4, 8) overrides the model's own ``config.test_time_views`` for this evaluation."""
     import torch
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -154,6 +156,8 @@ def evaluate(
 
     accelerator = Accelerator(cpu=device == "cpu")
     model, processor = load_model_and_processor(model_dir, device="cpu")
+    if test_time_views is not None:
+        model.set_test_time_views(test_time_views)
     model.to(accelerator.device)
     num_labels = int(model.config.num_labels)
     label_names = [model.config.id2label[i] for i in range(num_labels)]
@@ -249,6 +253,7 @@ def evaluate(
             "model_depth": getattr(model.config, "model_depth", None),
             "num_frames": int(model.config.num_frames),
             "image_size": list(getattr(model.config, "image_size", []) or []),
+            "test_time_views": getattr(model.config, "test_time_views", 1),
             "num_labels": num_labels,
             "weights_sha256": _sha256(model_dir_path / "model.safetensors"),
         },
@@ -451,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch_size", type=int, default=16, help="clips per forward pass and process (default 16)")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers (default 0)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="cpu forces the CPU")
+    p.add_argument("--test_time_views", type=int, choices=(1, 2, 4, 8),
+                   help="views of each clip averaged (mirrors, turns); default: the model's config.test_time_views")
     return p
 
 
@@ -460,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
         result = evaluate(args.model, args.dataset, args.output_dir, split=args.split, batch_size=args.batch_size,
-                          num_workers=args.num_workers, device=args.device)
+                          num_workers=args.num_workers, device=args.device, test_time_views=args.test_time_views)
     except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -409,6 +409,8 @@ def render_model_card(
                f"{processor_config.get('person_threshold', 3.0):g} C warmer than the frame's median)"
                if person_crop_size else "")
             + f" and normalised by the bundled video processor, resized to {size[0]} x {size[1]} inside the model"
+            + (f"; each answer is the mean of {config['test_time_views']} views of the clip (its mirrors and turns, "
+               "`test_time_views`)" if config.get("test_time_views", 1) > 1 else "")
         ),
         "window_note": _window_note(num_frames, frame_rate),
         "base_checkpoint": base,

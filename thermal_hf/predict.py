@@ -365,9 +365,12 @@ def plot_timeline(rows: list[dict[str, Any]], names: list[str], out: Path, *, ti
 
 
 def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride=8, batch_size=8, annotations=None,
-                  device="auto", gap_s=0.5) -> list[Path]:
-    """Run ``predict_recording`` on each file and write its timeline; return the output folders."""
+                  device="auto", gap_s=0.5, test_time_views: int | None = None) -> list[Path]:
+    """Run ``predict_recording`` on each file and write its timeline; return the output folders.
+    ``test_time_views`` (1, 2, 4, 8) overrides the model's own ``config.test_time_views``."""
     model, processor = load_model_and_processor(model_dir, device)
+    if test_time_views is not None:
+        model.set_test_time_views(test_time_views)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     output_dir.mkdir(parents=True, exist_ok=True)
     outs = []
@@ -405,6 +408,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--annotations", type=Path, help="COCO annotation file whose keyframes are overlaid")
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--gap_s", type=float, default=0.5, help="shade frame gaps longer than this (seconds)")
+    p.add_argument("--test_time_views", type=int, choices=(1, 2, 4, 8),
+                   help="views of each window averaged (mirrors, turns); default: the model's config.test_time_views")
     return p
 
 
@@ -419,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             with open_recording(path):  # a corrupt file fails here, before the model is loaded
                 pass
         predict_files(args.model, args.recordings, args.output_dir, stride=args.stride, batch_size=args.batch_size,
-                      annotations=args.annotations, device=args.device, gap_s=args.gap_s)
+                      annotations=args.annotations, device=args.device, gap_s=args.gap_s,
+                      test_time_views=args.test_time_views)
     except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -33,7 +33,8 @@ def last_layer(model) -> torch.nn.Linear:
 @torch.no_grad()
 def pooled_features(model, loader, *, progress: bool = True, description: str = "features") -> tuple[np.ndarray, np.ndarray]:
     """``(features (N, C) float64, labels (N,))``: the input of the last layer, averaged over its positions (the
-    head averages the layer's outputs over them, and a linear layer commutes with the mean), in eval mode."""
+    head averages the layer's outputs over them, and a linear layer commutes with the mean), in eval mode, of each
+    clip as given (one view, whatever the model's ``test_time_views``)."""
     from tqdm.auto import tqdm
 
     captured: dict[str, torch.Tensor] = {}
@@ -44,7 +45,7 @@ def pooled_features(model, loader, *, progress: bool = True, description: str = 
     features, labels = [], []
     try:
         for batch in tqdm(loader, desc=description, disable=not progress, leave=False):
-            model(batch["pixel_values"].to(device))
+            model.single_view_logits(batch["pixel_values"].to(device))
             x = captured["x"].float()
             features.append(x.reshape(len(x), -1, layer.in_features).mean(dim=1).cpu().numpy().astype(np.float64))
             labels.append(batch["labels"].cpu().numpy())

@@ -10,6 +10,9 @@ from transformers import PreTrainedConfig
 #: basic-block ResNet-18); it has no pretrained weights and exists for tests and CPU recipes.
 SUPPORTED_DEPTHS = (18, 50, 101)
 
+#: Numbers of test-time views (`ThermalSlowFastConfig.test_time_views`): subgroups of a square's 8 symmetries.
+TEST_TIME_VIEWS = (1, 2, 4, 8)
+
 
 @strict
 class ThermalSlowFastConfig(PreTrainedConfig):
@@ -63,6 +66,12 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         head_init_std (`float`, *optional*, defaults to 0.01):
             Standard deviation of the classification projection's initial weights (pytorchvideo's
             `fc_init_std`); all other layers follow pytorchvideo's ResNet initialisation.
+        test_time_views (`int`, *optional*, defaults to 1):
+            Views of each clip averaged when the model is not training (evaluation, `predict`, the pipeline):
+            1 (the clip as given), 2 (and its left-right mirror), 4 (and its up-down mirror and its turn by 180
+            degrees) or 8 (its 4 turns by 90 degrees and their mirrors; square clips and `image_size` only). A
+            ceiling sensor has no up or down, so every view is a clip it could have seen. With more than one view
+            `logits` are the log of the views' mean probabilities. Training is unaffected.
         num_labels / id2label / label2id:
             The standard classification fields. Ids are ints (JSON turns them into strings; they are
             converted back when loaded).
@@ -93,6 +102,7 @@ class ThermalSlowFastConfig(PreTrainedConfig):
     stem_channels: int = 3
     dropout: float | int = 0.8
     head_init_std: float = 0.01
+    test_time_views: int = 1
 
     def __post_init__(self, **kwargs):
         # JSON stores tuples as lists: keep one canonical, hashable form.
@@ -142,8 +152,15 @@ class ThermalSlowFastConfig(PreTrainedConfig):
                 f"stem_channels ({self.stem_channels}) must be a multiple of num_channels ({self.num_channels}): "
                 "clip channels are repeated to feed the stem"
             )
+        if self.test_time_views not in TEST_TIME_VIEWS:
+            raise ValueError(f"test_time_views must be one of {TEST_TIME_VIEWS}, got {self.test_time_views}")
+        if self.test_time_views == 8 and self.image_size[0] != self.image_size[1]:
+            raise ValueError(
+                f"test_time_views=8 turns clips by 90 degrees, which needs a square image_size; got {self.image_size} "
+                "(use 4 views: the mirrors and the turn by 180 degrees keep any shape)"
+            )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
 
-__all__ = ["ThermalSlowFastConfig", "SUPPORTED_DEPTHS"]
+__all__ = ["ThermalSlowFastConfig", "SUPPORTED_DEPTHS", "TEST_TIME_VIEWS"]

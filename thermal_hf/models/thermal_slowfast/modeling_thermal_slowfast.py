@@ -12,7 +12,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import ImageClassifierOutput
 
-from .configuration_thermal_slowfast import ThermalSlowFastConfig
+from .configuration_thermal_slowfast import TEST_TIME_VIEWS, ThermalSlowFastConfig
 
 with warnings.catch_warnings():
     # pytorchvideo decorates a few helpers with torch.jit.script at import time, which recent torch flags as
@@ -197,9 +197,43 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
             labels (`torch.LongTensor` of shape `(batch,)`, *optional*): class ids; or float class
                 probabilities `(batch, num_labels)` (mixup / cutmix). Gives a mean cross-entropy `loss`.
 
+        Out of training, with `config.test_time_views` > 1, `logits` are the log of the mean probabilities of the
+        clip's views (`softmax(logits)` is that mean), and `loss` is computed on them.
+
         No `**kwargs` on purpose: with them, `Trainer` assumes the model already scales its loss for
         gradient accumulation and the gradients come out multiplied by the accumulation steps.
         """
+        views = 1 if self.training else self.config.test_time_views
+        if views == 1:
+            logits = self.single_view_logits(pixel_values)
+        else:
+            # One view at a time: memory stays that of a single forward pass, whatever the number of views.
+            probabilities = sum(torch.softmax(self.single_view_logits(view).float(), dim=-1)
+                                for view in clip_views(pixel_values, views)) / views
+            logits = probabilities.log()
+
+        loss = None
+        if labels is not None:
+            labels = labels.to(logits.device)
+            if labels.is_floating_point() and labels.shape == logits.shape:
+                loss = F.cross_entropy(logits.float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels.long().view(-1))
+        return ImageClassifierOutput(loss=loss, logits=logits)
+
+    def set_test_time_views(self, views: int) -> None:
+        """Answer with `views` test-time views from now on (`config.test_time_views`, checked as the config checks
+        it: a `ValueError` leaves the model as it was)."""
+        previous = self.config.test_time_views
+        self.config.test_time_views = views
+        try:
+            self.config._check_values()
+        except ValueError:
+            self.config.test_time_views = previous
+            raise
+
+    def single_view_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """The network's logits for the clips as given: one view, whatever `config.test_time_views` says."""
         x = self.pack_pathways(pixel_values)
         blocks = self.slowfast.blocks
         checkpointing = self.gradient_checkpointing and self.training
@@ -213,16 +247,28 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
                 x = list(self._gradient_checkpointing_func(_run_pathway_block, block, *x))
             else:
                 x = block(x)
-        logits = x
-
-        loss = None
-        if labels is not None:
-            labels = labels.to(logits.device)
-            if labels.is_floating_point() and labels.shape == logits.shape:
-                loss = F.cross_entropy(logits.float(), labels.float())
-            else:
-                loss = F.cross_entropy(logits.float(), labels.long().view(-1))
-        return ImageClassifierOutput(loss=loss, logits=logits)
+        return x
 
 
-__all__ = ["ThermalSlowFastPreTrainedModel", "ThermalSlowFastForVideoClassification", "build_slowfast"]
+def clip_views(pixel_values: torch.Tensor, views: int) -> Iterator[torch.Tensor]:
+    """The first `views` (1, 2, 4 or 8) of a clip's symmetries, on its last two (height, width) dimensions: the clip,
+    its left-right mirror, its up-down mirror, its turn by 180 degrees, then its turns by 90 and 270 degrees and
+    their left-right mirrors (those transpose height and width: the model resizes them to a square `image_size`,
+    and resizing commutes with the turn)."""
+    if views not in TEST_TIME_VIEWS:
+        raise ValueError(f"views must be one of {TEST_TIME_VIEWS}, got {views}")
+    hw = (-2, -1)
+    candidates = (
+        lambda x: x,
+        lambda x: torch.flip(x, dims=(-1,)),
+        lambda x: torch.flip(x, dims=(-2,)),
+        lambda x: torch.flip(x, dims=hw),
+        lambda x: torch.rot90(x, 1, dims=hw),
+        lambda x: torch.flip(torch.rot90(x, 1, dims=hw), dims=(-1,)),
+        lambda x: torch.rot90(x, 3, dims=hw),
+        lambda x: torch.flip(torch.rot90(x, 3, dims=hw), dims=(-1,)),
+    )
+    return (view(pixel_values) for view in candidates[:views])
+
+
+__all__ = ["ThermalSlowFastPreTrainedModel", "ThermalSlowFastForVideoClassification", "build_slowfast", "clip_views"]
