@@ -189,6 +189,16 @@ def test_test_time_views_average_the_symmetries_out_of_training_only():
     assert torch.equal(training, training_single)  # views only out of training (dropout 0: no randomness)
 
 
+def test_test_time_views_of_a_sure_model_keep_finite_logits_and_loss(monkeypatch):
+    """Every view sure of class 0 (a class-1 probability of e^-1000, 0 in float32): the averaged logits and the loss
+    stay finite (the mean is taken in log space)."""
+    model = make_tiny_model(num_labels=2, image_size=(32, 32)).eval()
+    model.config.test_time_views = 8
+    monkeypatch.setattr(model, "single_view_logits", lambda x: torch.tensor([[0.0, -1000.0]]).expand(len(x), 2))
+    out = model(_clip(batch=1, height=24, width=24), labels=torch.tensor([1]))
+    assert torch.isfinite(out.logits).all() and out.loss.item() == pytest.approx(1000.0, rel=1e-4)
+
+
 def test_forward_has_no_var_kwargs_so_trainer_does_not_assume_scaled_loss(tmp_path):
     from transformers import Trainer, TrainingArguments
 

@@ -69,7 +69,7 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         test_time_views (`int`, *optional*, defaults to 1):
             Views of each clip averaged when the model is not training (evaluation, `predict`, the pipeline):
             1 (the clip as given), 2 (and its left-right mirror), 4 (and its up-down mirror and its turn by 180
-            degrees) or 8 (its 4 turns by 90 degrees and their mirrors; square clips and `image_size` only). A
+            degrees) or 8 (its 4 turns by 90 degrees and their mirrors; a square `image_size` only). A
             ceiling sensor has no up or down, so every view is a clip it could have seen. With more than one view
             `logits` are the log of the views' mean probabilities. Training is unaffected.
         num_labels / id2label / label2id:

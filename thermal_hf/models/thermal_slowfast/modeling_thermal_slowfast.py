@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterator
 
@@ -207,10 +208,12 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
         if views == 1:
             logits = self.single_view_logits(pixel_values)
         else:
-            # One view at a time: memory stays that of a single forward pass, whatever the number of views.
-            probabilities = sum(torch.softmax(self.single_view_logits(view).float(), dim=-1)
-                                for view in clip_views(pixel_values, views)) / views
-            logits = probabilities.log()
+            # One view at a time: memory stays that of a single forward pass, whatever the number of views. The
+            # mean probability is taken in log space (log-sum-exp), so a view sure of another class cannot give a
+            # probability that underflows to 0 and an infinite loss.
+            log_probabilities = [F.log_softmax(self.single_view_logits(view).float(), dim=-1)
+                                 for view in clip_views(pixel_values, views)]
+            logits = torch.logsumexp(torch.stack(log_probabilities), dim=0) - math.log(views)
 
         loss = None
         if labels is not None:
