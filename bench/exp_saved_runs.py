@@ -6,7 +6,7 @@ BENCH_DIR is a benchmark output folder (`FOLD/seedN/` runs, any protocol, e.g. `
 grouped`); each run is re-read with its own `recipe.yaml` and its fold's test recordings, scored as the benchmark
 scores it (people voted into keyframes when the recipe says so) and pooled over the folds per seed:
 
-1. **test-time views**: the 8 turns by 90 degrees and their mirrors of each (square) clip, probabilities averaged
+1. **test-time views**: the 8 turns by 90 degrees and their mirrors of each clip, probabilities averaged
    (the model's ``test_time_views: 8``). A ceiling view has no orientation and the model trained on any rotation,
    so the views should agree; every other score here is of the clip as given, whatever the saved model's views;
 2. **a re-trained classifier** (`--retrain-classifier`; "cRT", Kang et al., ICLR 2020): the model's pooled features
@@ -18,7 +18,7 @@ scores it (people voted into keyframes when the recipe says so) and pooled over 
 
 3. **people found by the sensor** (`--detected-people`, recipes with ``person_crop_size``): the benchmark takes
    each test keyframe's people from its annotations (each annotated person answered around their own blob). A
-   sensor has no annotations; it finds warm blobs (the processor's `crop_to_people`, at its
+   sensor has no annotations; it finds warm blobs (the processor's `people_clips`, at its
    ``person_threshold``) in the window's middle frame, and some are lamps or devices. Two deployable answers:
    the largest blob only (what `predict` and the pipeline answer), and every blob found answered and voted by
    the label's rule (most common answer, ties to the lowest id). A keyframe where nothing is found is answered
@@ -61,22 +61,23 @@ def features_and_logits(model, processor, split, augmentation=None, seed: int = 
 
 @contextmanager
 def views(model, count: int):
-    """``model`` answering with ``count`` test-time views (its config's ``test_time_views``) inside the block."""
+    """``model`` answering with ``count`` test-time views (`set_test_time_views`) inside the block."""
     saved = model.config.test_time_views
-    model.config.test_time_views = count
+    try:
+        model.set_test_time_views(count)
+    except ValueError as err:  # 8 views of a model with a non-square image_size
+        raise SystemExit(f"{model.name_or_path}: {err}") from None
     try:
         yield model
     finally:
-        model.config.test_time_views = saved
+        model.set_test_time_views(saved)
 
 
 def dihedral_probabilities(model, processor, split) -> np.ndarray:
     """Softmax averaged over the 8 turns and mirrors of each clip (the model's own ``test_time_views: 8``)."""
     clips = ThermalClipDataset(split, processor)
     batch = torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
-    if batch.shape[-1] != batch.shape[-2]:
-        raise SystemExit("test-time views need square clips (person_crop_size with a square image_size)")
-    with views(model, 8), torch.no_grad():
+    with views(model, 8), torch.no_grad():  # the model refuses 8 views without a square image_size
         return torch.softmax(model(batch).logits, -1).numpy()
 
 
@@ -85,18 +86,14 @@ def detected_people_scores(model, processor, split, groups: np.ndarray) -> tuple
     ``groups`` numbers: each keyframe's window (its first person row: every person row of a keyframe holds the same
     frames) answered around the blobs the processor's own detector finds, with no annotation."""
     from thermal_hf.data.convert import ClipReader
-    from thermal_hf.data.transforms import has_invalid
 
     reader = ClipReader(split)
     first_rows = np.unique(groups, return_index=True)[1]
     largest, voted, found = [], [], []
     for row in first_rows:
-        frames = np.asarray(reader.frames(int(row)), dtype=np.float32)
-        if has_invalid(frames, processor.invalid_floor):
-            frames = processor.clean(frames)
-        clips = [processor.normalize(processor.fit_length(crop)) for crop in processor.crop_to_people(frames)]
+        clips = processor.people_clips(reader.frames(int(row)))
         with torch.no_grad():
-            logits = model(torch.from_numpy(np.ascontiguousarray(np.stack(clips), dtype=np.float32))).logits.double().numpy()
+            logits = model(torch.from_numpy(clips)).logits.double().numpy()
         largest.append(logits[0])  # person_blobs: largest first
         voted.append(vote(logits, np.zeros(len(logits), dtype=np.int64), np.zeros(len(logits), dtype=np.int64))[0][0])
         found.append(len(clips))

@@ -255,7 +255,7 @@ def test_people_answers_voted_into_keyframes(small_dataset, tmp_path):
     raw, cache = small_dataset
     out = tmp_path / "kf"
     assert main([str(TINY), "--dataset", str(raw), "--protocol", "grouped", "--output", str(out), "--seeds", "1",
-                 *_extras(cache), "--target", "person", "--eval_target", "keyframe", "--person_crop_size", "16",
+                 *_extras(cache), "--target", "person", "--eval_target", "keyframe", "--person_crop_size", "16", "--image_size", "32", "32",
                  "--random_rotation_degrees", "90"]) == 0
     results = json.loads((out / "results.json").read_text())
     (fold,) = results["folds"]

@@ -69,6 +69,10 @@ def test_processor_cuts_around_the_person_and_saves_the_setting(tmp_path):
     assert len(people) == 2
     np.testing.assert_array_equal(people[0], processor.crop_to_person(two))
     np.testing.assert_array_equal(people[1], person_crop.crop_square(two, (34.5, 51.0), 8))
+    # as model inputs: each processed as a clip is (the largest is exactly what the processor gives for the clip)
+    inputs = processor.people_clips(two)
+    assert inputs.shape == (2, processor.num_frames, 8, 8) and inputs.dtype == np.float32
+    np.testing.assert_array_equal(inputs[0], processor(two).pixel_values.numpy()[0])
     (only,) = processor.crop_to_people(flat)
     np.testing.assert_array_equal(only, processor.crop_to_person(flat))
     whole = ThermalVideoProcessor(num_frames=8)

@@ -140,6 +140,9 @@ def test_test_time_views_flag_answers_as_a_model_saved_with_them(tiny_model_dir,
     assert main(["--model", str(tiny_model_dir), str(recording), "--output_dir", str(tmp_path / "views8"),
                  "--test_time_views", "8"]) == 2
     assert "square image_size" in capsys.readouterr().err and not (tmp_path / "views8").exists()
+    assert main(["--model", str(tiny_model_dir), str(recording), "--output_dir", str(tmp_path / "views3"),
+                 "--test_time_views", "3"]) == 2
+    assert "test_time_views must be one of (1, 2, 4, 8), got 3" in capsys.readouterr().err
 
 
 def test_several_recordings_with_annotations(tiny_model_dir, recording, tmp_path):

@@ -204,6 +204,16 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         centres = person_crop.person_blobs(frames[len(frames) // 2], self.person_threshold) or [(height / 2, width / 2)]
         return [person_crop.crop_square(frames, centre, self.person_crop_size) for centre in centres]
 
+    def people_clips(self, frames: np.ndarray) -> np.ndarray:
+        """Every candidate person of one `(T, H, W)` Celsius clip (`crop_to_people`), each processed as `preprocess`
+        processes a clip: `(P, num_frames, S, S)` float32 model inputs, largest person first."""
+        clips = [self._finish(crop, self.num_frames, self.do_sample_frames) for crop in self.crop_to_people(self.clean(frames))]
+        return np.stack(clips).astype(np.float32, copy=False)
+
+    def _finish(self, clip: np.ndarray, num_frames: int, do_sample_frames: bool) -> np.ndarray:
+        """The steps after the crop, the same on every path: `fit_length`, then `normalize`."""
+        return self.normalize(self.fit_length(clip, num_frames, do_sample_frames))
+
     def normalize(self, frames: np.ndarray, *args: Any, **kwargs: Any) -> np.ndarray:
         """Celsius -> model units: clip to `temperature_range`, scale to 0..1, then `(x - mean) / std`."""
         if args or kwargs:
@@ -366,9 +376,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         clips = self._as_clips(videos, per_video, num_frames, do_sample_frames)
         out = []
         for clip in clips:
-            clip = self.crop_to_person(self.clean(clip))
-            clip = self.fit_length(clip, num_frames, do_sample_frames)
-            out.append(self.normalize(clip))
+            out.append(self._finish(self.crop_to_person(self.clean(clip)), num_frames, do_sample_frames))
         shapes = {c.shape for c in out}
         if len(shapes) > 1:
             raise ValueError(f"clips of one batch must share their frame size, got shapes {sorted(shapes)}")
