@@ -350,3 +350,25 @@ def test_cli_errors_exit_2_naming_the_problem(small_dataset, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.startswith("error: ") and message in err, (argv, err)
     assert not (tmp_path / "o").exists()  # nothing trained, nothing written
+
+
+def test_saved_runs_script_reads_the_given_fold_as_the_benchmark_split_it(small_dataset, tmp_path):
+    """bench/exp_saved_runs.py on a `--protocol given` folder: the "given" fold is the annotation files' own split
+    (not a recording named "given"), so the re-scored head gives the benchmark's own figures. The tiny recipe's
+    whole, non-square frame cannot be turned by 90 degrees: no 8-view line, and no error."""
+    import contextlib
+    import importlib.util
+    import io
+
+    results = _bench(small_dataset, tmp_path / "given", "given", "--seeds", "1")
+    (run,) = results["runs"]
+    spec = importlib.util.spec_from_file_location("exp_saved_runs", REPO / "bench" / "exp_saved_runs.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        script.main([str(tmp_path / "given")])
+    assert "8 test-time views" not in printed.getvalue()
+    head = re.search(r"^classification head\s+seed0:\s+([\d.]+) /\s+([\d.]+)", printed.getvalue(), re.MULTILINE)
+    assert float(head.group(1)) == pytest.approx(100 * run["metrics"]["mean_class_accuracy"], abs=0.051)
+    assert float(head.group(2)) == pytest.approx(100 * run["metrics"]["top1_accuracy"], abs=0.051)
