@@ -5,7 +5,10 @@ Prints markdown tables:
 - forward latency of R50 (batch 1, `torch.no_grad`, eval mode) for the users' input (64 x 256 x 384),
   a native 40 x 60 clip resized on the device to 256 x 384, and a native clip resized to 128 x 192.
   On CPU (always measured) in float32; on CUDA (when available) in bf16 autocast, plus clips per second
-  of a full training step (forward + backward + AdamW) at batch `--train-batch`.
+  of a full training step (forward + backward + AdamW) at batch `--train-batch`;
+- the floating-point operations of one clip through each shipped recipe's model, built as train.py builds it
+  (torch.utils.flop_counter: 2 per multiply-add), forward and forward + backward: a GPU's training clips/s times
+  the latter is the rate its kernels sustain, whatever bounds them.
 
 Usage: .venv/bin/python bench/bench_model.py [--repeats 3] [--threads N] [--skip-gpu]
 """
@@ -15,11 +18,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
 from thermal_hf import ThermalSlowFastConfig, ThermalSlowFastForVideoClassification
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = ("slowfast.yaml", "thermal_native.yaml")
 
 # (label, image_size the backbone runs at, (H, W) of the clip given to forward)
 CASES = [
@@ -38,6 +46,26 @@ def parameter_counts(num_labels: int = 14) -> list[tuple[int, int, int]]:
         head = sum(p.numel() for _, p in model.head_parameters())
         rows.append((depth, total, head))
     return rows
+
+
+def recipe_flops(recipe: Path, num_labels: int = 14) -> tuple[str, float, float]:
+    """(input, forward FLOPs, forward + backward FLOPs) of one clip through the recipe's model, in training mode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from thermal_hf.parser import parse_recipe
+    from thermal_hf.train import build_model_and_processor
+
+    with tempfile.TemporaryDirectory() as out:
+        model_args, data_args, training_args = parse_recipe([str(recipe), "--output_dir", out]).as_tuple()
+        model, _ = build_model_and_processor(model_args, data_args, training_args, [f"c{i}" for i in range(num_labels)])
+    clip = torch.rand(1, data_args.num_frames, 40, 60)  # a raw sensor clip: the model resizes it on the device
+    model.train()
+    with FlopCounterMode(display=False) as forward:
+        model(pixel_values=clip)
+    with FlopCounterMode(display=False) as both:
+        model(pixel_values=clip, labels=torch.tensor([0])).loss.backward()
+    size = model.config.image_size
+    return f"{data_args.num_frames} x {size[0]} x {size[1]}", forward.get_total_flops(), both.get_total_flops()
 
 
 def _sync(device: torch.device) -> None:
@@ -105,6 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|")
     for depth, total, head in parameter_counts():
         print(f"| R{depth} | {total / 1e6:.2f} M | {head:,} |")
+
+    print("\n## Operations of one clip (torch.utils.flop_counter, training mode)\n")
+    print("| recipe | backbone input T x H x W | forward GFLOP | forward + backward GFLOP |")
+    print("|---|---|---:|---:|")
+    for name in RECIPES:
+        size, forward, both = recipe_flops(REPO / "recipes" / name)
+        print(f"| {name} | {size} | {forward / 1e9:.2f} | {both / 1e9:.2f} |")
 
     cpu = torch.device("cpu")
     print(f"\n## R50 forward latency, CPU float32, batch 1, {torch.get_num_threads()} threads, "

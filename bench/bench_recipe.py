@@ -26,7 +26,7 @@ Measured per recipe:
   3. inference: (a) pipeline("video-classification", model=<fresh model + processor, save_pretrained>) on one
      64 x 40 x 60 clip (first frames of the recording below): median ms of --repeats after 2 warm-up calls;
      (b) thermal_hf.predict.predict_recording (stride 8, batch 8) over one whole HDF5 recording (the first of
-     <real data>/frames, else a synthetic one): windows/s after a warm-up forward of one full batch;
+     <real data>/frames, else a synthetic one): windows/s of a second pass, after an untimed one (warm-up);
   4. memory: peak RSS (ru_maxrss, this process; dataloader workers not included) after each phase; on CUDA
      max_memory_allocated for train and inference (reset between), and mean GPU utilisation over the timed
      steps (pynvml or nvidia-smi when present).
@@ -233,6 +233,10 @@ def measure(recipe: str, args) -> dict:
         train_gib = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
         gpu_util = sampler.mean_between(t0, t1) if sampler else None
         rss_train = _rss_mib()
+        # On stderr at once: a row stopped later (a time cap on a lent GPU) still leaves its training figures.
+        print(f"[bench_recipe] {recipe}: train {train_cps:.1f} clips/s (batch {clips_per_step}), loader wait "
+              f"{wait_s / (t1 - t0):.0%}, GPU peak {_fmt(train_gib, '.2f')} GiB, GPU util {_fmt(gpu_util, '.0f')} %, "
+              f"data {data_wps:.0f} windows/s", file=sys.stderr, flush=True)
         del trainer, model
         if cuda:
             torch.cuda.empty_cache()
@@ -275,14 +279,15 @@ def measure(recipe: str, args) -> dict:
                 sync()
                 latencies.append(1000 * (time.perf_counter() - t))
             pipeline_ms = statistics.median(latencies[2:])
+            print(f"[bench_recipe] {recipe}: pipeline {pipeline_ms:.1f} ms a clip", file=sys.stderr, flush=True)
             del classifier
 
         infer_model, infer_processor = load_model_and_processor(saved, args.device)
         infer_model = prepared(infer_model)
-        num_frames = infer_model.config.num_frames
-        with torch.inference_mode(), autocast():  # warm-up on a full batch of the shape predict uses
-            warm = infer_processor([clip] * 8, num_frames=num_frames, return_tensors="pt")["pixel_values"]
-            infer_model(pixel_values=warm.to(args.device))
+        with autocast():  # warm-up: one untimed pass over the recording, so every batch shape predict uses (the
+            # last one is often short) is already tuned by cuDNN benchmark (or compiled) when the timed pass runs;
+            # the eleventh session's H100 rows timed that tuning (15 windows = 8 + 7: 9-12 windows/s, 222 on 2 CPUs)
+            predict_recording(infer_model, infer_processor, recordings[0], stride=8, batch_size=8, progress=False)
         sync()
         t = time.perf_counter()
         with autocast():

@@ -15,7 +15,7 @@ scores it (people voted into keyframes when the recipe says so) and pooled over 
    a logistic regression (C = 1) on them, plain and with class-balanced weights (the balanced one is
    `thermal_hf.training.classifier_retraining.fit_balanced_layer`, what the recipe key `retrain_classifier` does
    after training). If the network's features carry the rare classes and only the head's prior hides them, the
-   balanced classifier finds them.
+   balanced classifier finds them; and the head's and the balanced classifier's probabilities averaged.
 
 3. **people found by the sensor** (`--detected-people`, recipes with ``person_crop_size``): the benchmark takes
    each test keyframe's people from its annotations (each annotated person answered around their own blob). A
@@ -153,6 +153,11 @@ def main(argv: list[str] | None = None) -> None:
                     name = f"re-trained classifier{', balanced' if balanced else ''}"
                     variants[name] = retrained_classifier_scores(model, processor, data, data_args.augmentation_config(),
                                                                  args.passes, balanced)
+                # The head and the balanced classifier, probabilities averaged (no weight tuned): does half of each
+                # keep the head's common classes and some of the rare ones the balanced classifier finds?
+                both = [torch.from_numpy(variants[k]).float().softmax(-1)
+                        for k in ("classification head", "re-trained classifier, balanced")]
+                variants["head + balanced classifier, averaged"] = np.log((0.5 * (both[0] + both[1])).numpy() + 1e-12)
             for name, scores in variants.items():
                 pooled.setdefault((name, run.name), []).append(vote(scores, labels, groups)[:2])
             if args.detected_people:

@@ -372,3 +372,11 @@ def test_saved_runs_script_reads_the_given_fold_as_the_benchmark_split_it(small_
     head = re.search(r"^classification head\s+seed0:\s+([\d.]+) /\s+([\d.]+)", printed.getvalue(), re.MULTILINE)
     assert float(head.group(1)) == pytest.approx(100 * run["metrics"]["mean_class_accuracy"], abs=0.051)
     assert float(head.group(2)) == pytest.approx(100 * run["metrics"]["top1_accuracy"], abs=0.051)
+    # The re-trained classifiers and the head's average with the balanced one: each scored, as percentages.
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        script.main([str(tmp_path / "given"), "--retrain-classifier", "--passes", "1"])
+    for name in ("re-trained classifier", "re-trained classifier, balanced", "head + balanced classifier, averaged"):
+        line = re.search(rf"^{re.escape(name)}\s+seed0:\s+([\d.]+) /\s+([\d.]+)", printed.getvalue(), re.MULTILINE)
+        assert line is not None, name
+        assert 0 <= float(line.group(1)) <= 100 and 0 <= float(line.group(2)) <= 100
