@@ -1,6 +1,7 @@
 """Re-scores the saved models of a finished `thermal-hf benchmark` run, in ways that need no new training.
 
-    .venv/bin/python bench/exp_saved_runs.py BENCH_DIR [--retrain-classifier] [--passes 3] [--detected-people]
+    .venv/bin/python bench/exp_saved_runs.py BENCH_DIR [--retrain-classifier] [--passes 3] [--adapt-batch-norm]
+        [--detected-people]
 
 BENCH_DIR is a benchmark output folder (`FOLD/seedN/` runs, any protocol, e.g. `outputs/benchmark/thermal_native/
 grouped`); each run is re-read with its own `recipe.yaml` and its fold's test recordings, scored as the benchmark
@@ -26,12 +27,18 @@ scores it (people voted into keyframes when the recipe says so) and pooled over 
    around the frame's centre, as the processor does. The largest blob is also answered with 8 test-time views
    (what `predict` and the pipeline answer for a model saved with ``test_time_views: 8``).
 
+4. **batch-norm statistics of the test recording** (`--adapt-batch-norm`; "AdaBN", Li et al., 2016): a copy of the
+   model re-estimates every batch norm's mean and variance on the unlabelled clips of each test recording, then
+   answers them. Rooms differ in their floor temperature, furniture and sensor height; a sensor could gather its
+   own room's clips before it answers.
+
 A diagnostic, not a recipe option: nothing here chooses anything on the test recordings.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,6 +86,32 @@ def dihedral_probabilities(model, processor, split) -> np.ndarray:
         return torch.softmax(model(batch).logits, -1).numpy()
 
 
+def adapted_batch_norm_logits(model, processor, split) -> np.ndarray:
+    """Logits of every clip of ``split`` from a copy of ``model`` whose batch-norm statistics were re-estimated on
+    the clips of the clip's own recording ("AdaBN", Li et al., 2016): a sensor in a new room sees that room's
+    unlabelled clips before it answers. Only the statistics change (no label, no weight is learnt); each recording
+    starts from reset statistics, averaged over all of its clips (momentum None)."""
+    clips = ThermalClipDataset(split, processor)
+    batch = torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
+    recordings = np.asarray(split["recording"])
+    logits = np.zeros((len(clips), model.config.num_labels))
+    for recording in np.unique(recordings):
+        rows = np.flatnonzero(recordings == recording)
+        adapted = copy.deepcopy(model).eval()
+        norms = [m for m in adapted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over every batch below
+            norm.train()
+        with torch.no_grad():
+            for start in range(0, len(rows), 64):
+                adapted(batch[rows[start:start + 64]])
+            for norm in norms:
+                norm.eval()
+            logits[rows] = adapted(batch[rows]).logits.double().numpy()
+    return logits
+
+
 def detected_people_scores(model, processor, split, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """``(largest blob scores (G, K), every blob voted (G, K), blobs found per keyframe)`` for the keyframes
     ``groups`` numbers: each keyframe's window (its first person row: every person row of a keyframe holds the same
@@ -120,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", type=Path, help="a `thermal-hf benchmark` output folder (FOLD/seedN/ runs)")
     parser.add_argument("--retrain-classifier", action="store_true")
     parser.add_argument("--passes", type=int, default=3, help="augmented passes over the training clips (default 3)")
+    parser.add_argument("--adapt-batch-norm", action="store_true",
+                        help="also answer with batch-norm statistics re-estimated on each test recording's clips")
     parser.add_argument("--detected-people", action="store_true",
                         help="also answer each keyframe from the blobs the sensor finds (no annotations)")
     args = parser.parse_args(argv)
@@ -148,6 +183,8 @@ def main(argv: list[str] | None = None) -> None:
             variants = {"classification head": features_and_logits(model, processor, data.eval)[1]}
             if turns:
                 variants["8 test-time views"] = np.log(dihedral_probabilities(model, processor, data.eval) + 1e-12)
+            if args.adapt_batch_norm:
+                variants["batch norm of the test recording"] = adapted_batch_norm_logits(model, processor, data.eval)
             if args.retrain_classifier:
                 for balanced in (False, True):
                     name = f"re-trained classifier{', balanced' if balanced else ''}"

@@ -372,11 +372,34 @@ def test_saved_runs_script_reads_the_given_fold_as_the_benchmark_split_it(small_
     head = re.search(r"^classification head\s+seed0:\s+([\d.]+) /\s+([\d.]+)", printed.getvalue(), re.MULTILINE)
     assert float(head.group(1)) == pytest.approx(100 * run["metrics"]["mean_class_accuracy"], abs=0.051)
     assert float(head.group(2)) == pytest.approx(100 * run["metrics"]["top1_accuracy"], abs=0.051)
-    # The re-trained classifiers and the head's average with the balanced one: each scored, as percentages.
+    # The re-trained classifiers, the head's average with the balanced one and the batch norms of the test
+    # recording: each scored, as percentages.
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        script.main([str(tmp_path / "given"), "--retrain-classifier", "--passes", "1"])
-    for name in ("re-trained classifier", "re-trained classifier, balanced", "head + balanced classifier, averaged"):
+        script.main([str(tmp_path / "given"), "--retrain-classifier", "--passes", "1", "--adapt-batch-norm"])
+    for name in ("re-trained classifier", "re-trained classifier, balanced", "head + balanced classifier, averaged",
+                 "batch norm of the test recording"):
         line = re.search(rf"^{re.escape(name)}\s+seed0:\s+([\d.]+) /\s+([\d.]+)", printed.getvalue(), re.MULTILINE)
         assert line is not None, name
         assert 0 <= float(line.group(1)) <= 100 and 0 <= float(line.group(2)) <= 100
+
+    # The re-estimated statistics are a copy's: the saved model keeps its own.
+    import torch
+
+    from thermal_hf.models.thermal_slowfast import (
+        ThermalSlowFastForVideoClassification,
+        ThermalVideoProcessor,
+    )
+    from thermal_hf.parser import parse_recipe
+    from thermal_hf.train import load_data
+
+    model = ThermalSlowFastForVideoClassification.from_pretrained(run["output_dir"]).eval()
+    processor = ThermalVideoProcessor.from_pretrained(run["output_dir"])
+    norm = next(m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm))
+    saved_mean = norm.running_mean.clone()
+    parsed = parse_recipe([str(Path(run["output_dir"]) / "recipe.yaml"), "--output_dir", str(tmp_path / "o"),
+                           "--report_to", "none", "--split_by", "annotations"])
+    split = load_data(parsed.data_args, parsed.training_args).eval
+    adapted = script.adapted_batch_norm_logits(model, processor, split)
+    assert adapted.shape == (len(split), model.config.num_labels) and np.isfinite(adapted).all()
+    assert torch.equal(norm.running_mean, saved_mean)
