@@ -134,6 +134,9 @@ def detected_people_scores(model, processor, split, groups: np.ndarray) -> tuple
 def retrained_classifier_scores(model, processor, data, augmentation, passes: int, balanced: bool) -> np.ndarray:
     from sklearn.linear_model import LogisticRegression
 
+    # The augmented passes draw from a stream keyed on torch's seed (ThermalClipDataset), which is random in a fresh
+    # process: seeded here, a re-run gives the same classifier.
+    torch.manual_seed(0)
     train_x = np.concatenate([features_and_logits(model, processor, data.train, augmentation, seed=100 + p)[0]
                               for p in range(passes)])
     train_y = np.tile(np.asarray(data.train["label"]), passes)

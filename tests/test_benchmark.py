@@ -7,6 +7,7 @@ fold would take about a minute on 2 cores, and these tests only need every recor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -403,3 +404,12 @@ def test_saved_runs_script_reads_the_given_fold_as_the_benchmark_split_it(small_
     adapted = script.adapted_batch_norm_logits(model, processor, split)
     assert adapted.shape == (len(split), model.config.num_labels) and np.isfinite(adapted).all()
     assert torch.equal(norm.running_mean, saved_mean)
+    # A re-trained classifier does not depend on torch's seed at the time (the augmented passes are seeded).
+    data = load_data(parsed.data_args, parsed.training_args)
+    # (the tiny recipe augments nothing: flips and noise here, so that the draw matters)
+    augmentation = dataclasses.replace(parsed.data_args.augmentation_config(), horizontal_flip_prob=0.5,
+                                       sensor_noise_std=0.5)
+    first = script.retrained_classifier_scores(model, processor, data, augmentation, passes=1, balanced=True)
+    torch.manual_seed(1234)
+    np.testing.assert_array_equal(
+        script.retrained_classifier_scores(model, processor, data, augmentation, passes=1, balanced=True), first)
