@@ -400,12 +400,13 @@ def test_saved_runs_script_reads_the_given_fold_as_the_benchmark_split_it(small_
     saved_mean = norm.running_mean.clone()
     parsed = parse_recipe([str(Path(run["output_dir"]) / "recipe.yaml"), "--output_dir", str(tmp_path / "o"),
                            "--report_to", "none", "--split_by", "annotations"])
-    split = load_data(parsed.data_args, parsed.training_args).eval
-    adapted = script.adapted_batch_norm_logits(model, processor, split)
-    assert adapted.shape == (len(split), model.config.num_labels) and np.isfinite(adapted).all()
-    assert torch.equal(norm.running_mean, saved_mean)
-    # A re-trained classifier does not depend on torch's seed at the time (the augmented passes are seeded).
     data = load_data(parsed.data_args, parsed.training_args)
+    adapted = script.adapted_batch_norm_logits(model, processor, data.eval)
+    assert adapted.shape == (len(data.eval), model.config.num_labels) and np.isfinite(adapted).all()
+    assert torch.equal(norm.running_mean, saved_mean)
+    # ... and the re-estimated statistics change the answers' logits (the head's: features_and_logits)
+    assert not np.allclose(adapted, script.features_and_logits(model, processor, data.eval)[1], atol=1e-4)
+    # A re-trained classifier does not depend on torch's seed at the time (the augmented passes are seeded).
     # (the tiny recipe augments nothing: flips and noise here, so that the draw matters)
     augmentation = dataclasses.replace(parsed.data_args.augmentation_config(), horizontal_flip_prob=0.5,
                                        sensor_noise_std=0.5)
