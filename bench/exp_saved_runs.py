@@ -78,10 +78,15 @@ def views(model, count: int):
         model.set_test_time_views(saved)
 
 
+def evaluation_batch(split, processor) -> torch.Tensor:
+    """Every clip of ``split`` as the benchmark evaluates it (ThermalClipDataset, no augmentation), one batch."""
+    clips = ThermalClipDataset(split, processor)
+    return torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
+
+
 def dihedral_probabilities(model, processor, split) -> np.ndarray:
     """Softmax averaged over the 8 turns and mirrors of each clip (the model's own ``test_time_views: 8``)."""
-    clips = ThermalClipDataset(split, processor)
-    batch = torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
+    batch = evaluation_batch(split, processor)
     with views(model, 8), torch.no_grad():
         return torch.softmax(model(batch).logits, -1).numpy()
 
@@ -91,10 +96,9 @@ def adapted_batch_norm_logits(model, processor, split) -> np.ndarray:
     the clips of the clip's own recording ("AdaBN", Li et al., 2016): a sensor in a new room sees that room's
     unlabelled clips before it answers. Only the statistics change (no label, no weight is learnt); each recording
     starts from reset statistics, averaged over all of its clips (momentum None)."""
-    clips = ThermalClipDataset(split, processor)
-    batch = torch.stack([clips[i]["pixel_values"] for i in range(len(clips))])
+    batch = evaluation_batch(split, processor)
     recordings = np.asarray(split["recording"])
-    logits = np.zeros((len(clips), model.config.num_labels))
+    logits = np.zeros((len(batch), model.config.num_labels))
     for recording in np.unique(recordings):
         rows = np.flatnonzero(recordings == recording)
         adapted = copy.deepcopy(model).eval()
