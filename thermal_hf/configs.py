@@ -362,10 +362,17 @@ class ThermalTrainingArguments(TrainingArguments):
     # callbacks
     callbacks: list[str] = field(
         default_factory=list,
-        metadata={"help": "Callback names (thermal_hf.training.callbacks.CALLBACKS): early_stopping; none clears."},
+        metadata={"help": "Callback names (thermal_hf.training.callbacks.CALLBACKS): early_stopping, weight_averaging; none clears."},
     )
     early_stopping_patience: int = field(default=10, metadata={"help": "Evaluations without improvement."})
     early_stopping_threshold: float = field(default=0.0, metadata={"help": "Minimum improvement that counts."})
+    weight_averaging_start: float = field(
+        default=0.5,
+        metadata={
+            "help": "weight_averaging: average the weights at the end of every epoch after this fraction of "
+            "num_train_epochs (0.5 of 20 epochs: the last 10), then recompute the batch-norm statistics."
+        },
+    )
     show_predictions: int = field(
         default=0,
         metadata={"help": "After training, run pipeline('video-classification') on this many eval clips and print."},
@@ -385,6 +392,11 @@ class ThermalTrainingArguments(TrainingArguments):
             raise RecipeError(f"recipe key 'retrain_classifier_passes': expected >= 1; got {self.retrain_classifier_passes}")
         if self.retrain_classifier_c <= 0:
             raise RecipeError(f"recipe key 'retrain_classifier_c': expected > 0; got {self.retrain_classifier_c}")
+        if not 0 <= self.weight_averaging_start < 1:
+            raise RecipeError(
+                f"recipe key 'weight_averaging_start': expected a fraction of the epochs in [0, 1); got "
+                f"{self.weight_averaging_start}"
+            )
         if self.warmup_epochs < 0:
             raise RecipeError(f"recipe key 'warmup_epochs': expected >= 0; got {self.warmup_epochs}")
         if self.warmup_epochs > 0 and self.warmup_steps:

@@ -6,9 +6,13 @@ Logging integrations are not callbacks here: TensorBoard (and the others) come t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import torch
 from transformers import EarlyStoppingCallback, TrainerCallback
+
+logger = logging.getLogger(__name__)
 
 
 def _early_stopping(args) -> TrainerCallback:
@@ -20,9 +24,83 @@ def _early_stopping(args) -> TrainerCallback:
     )
 
 
+class WeightAveragingCallback(TrainerCallback):
+    """Stochastic weight averaging (Izmailov et al., "Averaging Weights Leads to Wider Optima and Better
+    Generalization", 2018): the model that training ends with is the mean of the weights at the end of every epoch
+    from ``start`` (a fraction of the epochs) on, its batch-norm statistics then recomputed on one pass over the
+    training clips (the running statistics of the individual epochs do not belong to the averaged weights).
+
+    Why: a mean of points along the end of training lies in a wider region of the loss than any one of them, and a
+    wide region is what moves least when the data move (a room or sensor the model has not seen; SWAD, Cha et al.
+    2021, applies it to domain generalisation). The average lives in memory only: a run resumed after ``start``
+    averages the epochs it trains, and says so.
+    """
+
+    def __init__(self, start: float):
+        self.start = start
+        self.averaged: torch.optim.swa_utils.AveragedModel | None = None
+
+    def _start_epoch(self, args, state) -> float:
+        epochs = state.num_train_epochs or args.num_train_epochs
+        return self.start * epochs
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.epoch and state.epoch > self._start_epoch(args, state):
+            logger.warning(f"weight_averaging: resumed at epoch {state.epoch:.2f}, after averaging began (epoch "
+                           f"{self._start_epoch(args, state):g}); the average covers only the epochs trained from here.")
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        # state.epoch is the epochs completed (3.0 at the end of the third): with start 0.5 of 20 epochs, the
+        # 11th to the 20th are averaged; any start below 1 averages at least the last.
+        if state.epoch <= self._start_epoch(args, state) + 1e-6:
+            return
+        if self.averaged is None:
+            self.averaged = torch.optim.swa_utils.AveragedModel(model, use_buffers=False)
+        self.averaged.update_parameters(model)
+
+    def on_train_end(self, args, state, control, model=None, train_dataloader=None, **kwargs):
+        if self.averaged is None:
+            logger.warning("weight_averaging: no epoch ended after averaging began; the model is the last epoch's.")
+            return
+        with torch.no_grad():
+            for target, mean in zip(model.parameters(), self.averaged.module.parameters()):
+                target.copy_(mean)
+        count = int(self.averaged.n_averaged)
+        self.averaged = None
+        recompute_batch_norm(model, train_dataloader)
+        logger.info(f"weight_averaging: the model is the mean of the weights at the end of the last {count} epochs.")
+
+
+@torch.no_grad()
+def recompute_batch_norm(model, loader) -> None:
+    """Batch-norm running statistics recomputed as the plain mean over one pass of ``loader`` (training mode, as
+    `torch.optim.swa_utils.update_bn`, which cannot read the dict batches of `collate_clips`)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms or loader is None:
+        return
+    momenta = {m: m.momentum for m in norms}
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative mean over the pass
+    was_training, device = model.training, next(model.parameters()).device
+    model.train()
+    try:
+        for batch in loader:
+            model(pixel_values=batch["pixel_values"].to(device))
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        model.train(was_training)
+
+
+def _weight_averaging(args) -> TrainerCallback:
+    return WeightAveragingCallback(start=args.weight_averaging_start)
+
+
 #: name -> factory taking the `ThermalTrainingArguments`.
 CALLBACKS: dict[str, Callable[..., TrainerCallback]] = {
     "early_stopping": _early_stopping,
+    "weight_averaging": _weight_averaging,
 }
 
 
@@ -31,4 +109,4 @@ def build_callbacks(args) -> list[TrainerCallback]:
     return [CALLBACKS[name](args) for name in args.callbacks]
 
 
-__all__ = ["CALLBACKS", "build_callbacks"]
+__all__ = ["CALLBACKS", "WeightAveragingCallback", "build_callbacks", "recompute_batch_norm"]

@@ -1,0 +1,88 @@
+"""weight_averaging: the trained model is the mean of the epochs' weights, its batch norms recomputed."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_trainer import ToyClips, make_args
+from torch import nn
+from transformers import PreTrainedConfig, TrainerCallback
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from thermal_hf.errors import RecipeError
+from thermal_hf.training.callbacks import recompute_batch_norm
+from thermal_hf.training.data import collate_clips
+from thermal_hf.training.trainer import ThermalTrainer
+
+
+class ToyWithBatchNorm(nn.Module):
+    def __init__(self, in_features: int = 24, num_labels: int = 3):
+        super().__init__()
+        self.config = PreTrainedConfig(num_labels=num_labels)
+        self.backbone = nn.Linear(in_features, 8)
+        self.norm = nn.BatchNorm1d(8)
+        self.head = nn.Linear(8, num_labels)
+
+    def forward(self, pixel_values, labels=None):
+        return ImageClassifierOutput(logits=self.head(torch.tanh(self.norm(self.backbone(pixel_values.flatten(1))))))
+
+    def get_head_parameter_names(self):
+        return {"head.weight", "head.bias"}
+
+
+class EpochWeights(TrainerCallback):
+    """The parameters at the end of every epoch (before weight averaging replaces them)."""
+
+    def __init__(self):
+        self.weights = []
+
+    def on_epoch_end(self, args, state, control, model=None, **kwargs):
+        self.weights.append({n: p.detach().clone() for n, p in model.named_parameters()})
+
+
+def train_toy(tmp_path, epochs: int, **overrides):
+    torch.manual_seed(0)
+    model, dataset, recorder = ToyWithBatchNorm(), ToyClips(), EpochWeights()
+    args = make_args(tmp_path, num_train_epochs=epochs, per_device_train_batch_size=4, learning_rate=0.5, **overrides)
+    trainer = ThermalTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate_clips,
+                             callbacks=[recorder])
+    trainer.train()
+    return model, dataset, recorder.weights
+
+
+@pytest.mark.parametrize(("start", "averaged"), [(0.5, [2, 3]), (0.0, [0, 1, 2, 3]), (0.9, [3])])
+def test_model_is_the_mean_of_the_epochs_after_start(tmp_path, start, averaged):
+    model, dataset, epochs = train_toy(tmp_path, 4, callbacks=["weight_averaging"], weight_averaging_start=start)
+    assert len(epochs) == 4 and not torch.equal(epochs[2]["head.weight"], epochs[3]["head.weight"])
+    for name, parameter in model.named_parameters():
+        mean = torch.stack([epochs[i][name] for i in averaged]).mean(0)
+        torch.testing.assert_close(parameter.detach(), mean, rtol=1e-5, atol=1e-6)
+    # The running statistics are those of the averaged weights over one pass of the training clips (two batches
+    # of 4: the mean of the batch means is the mean over all 8), not the last epoch's moving averages.
+    with torch.no_grad():
+        features = model.backbone(dataset.clips.flatten(1))
+    torch.testing.assert_close(model.norm.running_mean, features.mean(0), rtol=1e-4, atol=1e-5)
+    assert int(model.norm.num_batches_tracked) == 2
+
+
+def test_without_the_callback_the_model_is_the_last_epochs(tmp_path):
+    model, _, epochs = train_toy(tmp_path, 3)
+    for name, parameter in model.named_parameters():
+        assert torch.equal(parameter.detach(), epochs[-1][name])
+
+
+def test_recompute_batch_norm_restores_momentum_and_mode():
+    model = ToyWithBatchNorm().eval()
+    clips = torch.randn(6, 2, 3, 4)
+    loader = [{"pixel_values": clips[:3]}, {"pixel_values": clips[3:]}]
+    recompute_batch_norm(model, loader)
+    assert model.norm.momentum == 0.1 and not model.training
+    with torch.no_grad():
+        features = model.backbone(clips.flatten(1))
+    torch.testing.assert_close(model.norm.running_mean, features.mean(0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("start", [1.0, -0.1])
+def test_start_outside_the_epochs_is_refused(tmp_path, start):
+    with pytest.raises(RecipeError, match="weight_averaging_start"):
+        make_args(tmp_path, weight_averaging_start=start)
