@@ -86,3 +86,9 @@ def test_recompute_batch_norm_restores_momentum_and_mode():
 def test_start_outside_the_epochs_is_refused(tmp_path, start):
     with pytest.raises(RecipeError, match="weight_averaging_start"):
         make_args(tmp_path, weight_averaging_start=start)
+
+
+def test_weight_averaging_and_the_best_checkpoint_are_exclusive(tmp_path):
+    with pytest.raises(RecipeError, match="load_best_model_at_end"):
+        make_args(tmp_path, callbacks=["weight_averaging"], load_best_model_at_end=True, eval_strategy="epoch",
+                  save_strategy="epoch")

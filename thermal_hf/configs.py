@@ -426,6 +426,12 @@ class ThermalTrainingArguments(TrainingArguments):
             raise RecipeError(
                 "callbacks: early_stopping needs evaluations: set eval_strategy to epoch or steps in the recipe"
             )
+        if "weight_averaging" in self.callbacks and self.load_best_model_at_end:
+            # Both decide the final model: the best checkpoint would be loaded, then replaced by the average.
+            raise RecipeError(
+                "callbacks: weight_averaging makes the final model the mean of the last epochs, and "
+                "load_best_model_at_end makes it the best checkpoint: set load_best_model_at_end to false"
+            )
 
     def _resolve_mixed_precision(self) -> None:
         # Decided before TrainingArguments.__post_init__, which validates bf16 against the hardware and then
