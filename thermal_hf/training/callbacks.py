@@ -67,12 +67,13 @@ class WeightAveragingCallback(TrainerCallback):
                 target.copy_(mean)
         count = int(self.averaged.n_averaged)
         self.averaged = None
-        recompute_batch_norm(model, train_dataloader)
+        recompute_batch_norm(model, train_dataloader,
+                             progress=not args.disable_tqdm and state.is_local_process_zero)
         logger.info(f"weight_averaging: the model is the mean of the weights at the end of the last {count} epochs.")
 
 
 @torch.no_grad()
-def recompute_batch_norm(model, loader) -> None:
+def recompute_batch_norm(model, loader, *, progress: bool = False) -> None:
     """Batch-norm running statistics recomputed as the plain mean over one pass of ``loader`` (training mode, as
     `torch.optim.swa_utils.update_bn`, which cannot read the dict batches of `collate_clips`)."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -82,10 +83,12 @@ def recompute_batch_norm(model, loader) -> None:
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative mean over the pass
+    from tqdm.auto import tqdm
+
     was_training, device = model.training, next(model.parameters()).device
     model.train()
     try:
-        for batch in loader:
+        for batch in tqdm(loader, desc="batch-norm statistics", disable=not progress, leave=False):
             model(pixel_values=batch["pixel_values"].to(device))
     finally:
         for m, momentum in momenta.items():
