@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_trainer import ToyClips, make_args
+from test_trainer import ToyClassifier, ToyClips, make_args
 from torch import nn
-from transformers import PreTrainedConfig, TrainerCallback
-from transformers.modeling_outputs import ImageClassifierOutput
+from transformers import TrainerCallback
 
 from thermal_hf.errors import RecipeError
 from thermal_hf.training.callbacks import recompute_batch_norm
@@ -15,19 +14,12 @@ from thermal_hf.training.data import collate_clips
 from thermal_hf.training.trainer import ThermalTrainer
 
 
-class ToyWithBatchNorm(nn.Module):
-    def __init__(self, in_features: int = 24, num_labels: int = 3):
+class ToyWithBatchNorm(ToyClassifier):
+    """The trainer tests' toy model with a batch norm in place of its layer norm (statistics to recompute)."""
+
+    def __init__(self):
         super().__init__()
-        self.config = PreTrainedConfig(num_labels=num_labels)
-        self.backbone = nn.Linear(in_features, 8)
         self.norm = nn.BatchNorm1d(8)
-        self.head = nn.Linear(8, num_labels)
-
-    def forward(self, pixel_values, labels=None):
-        return ImageClassifierOutput(logits=self.head(torch.tanh(self.norm(self.backbone(pixel_values.flatten(1))))))
-
-    def get_head_parameter_names(self):
-        return {"head.weight", "head.bias"}
 
 
 class EpochWeights(TrainerCallback):
@@ -60,7 +52,7 @@ def test_model_is_the_mean_of_the_epochs_after_start(tmp_path, start, averaged):
     # The running statistics are those of the averaged weights over one pass of the training clips (two batches
     # of 4: the mean of the batch means is the mean over all 8), not the last epoch's moving averages.
     with torch.no_grad():
-        features = model.backbone(dataset.clips.flatten(1))
+        features = torch.tanh(model.backbone(dataset.clips.flatten(1)))
     torch.testing.assert_close(model.norm.running_mean, features.mean(0), rtol=1e-4, atol=1e-5)
     assert int(model.norm.num_batches_tracked) == 2
 
@@ -78,7 +70,7 @@ def test_recompute_batch_norm_restores_momentum_and_mode():
     recompute_batch_norm(model, loader)
     assert model.norm.momentum == 0.1 and not model.training
     with torch.no_grad():
-        features = model.backbone(clips.flatten(1))
+        features = torch.tanh(model.backbone(clips.flatten(1)))
     torch.testing.assert_close(model.norm.running_mean, features.mean(0), rtol=1e-4, atol=1e-5)
 
 
