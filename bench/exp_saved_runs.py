@@ -49,6 +49,7 @@ import torch
 from thermal_hf.models.thermal_slowfast import ThermalSlowFastForVideoClassification, ThermalVideoProcessor
 from thermal_hf.parser import parse_recipe
 from thermal_hf.train import load_data
+from thermal_hf.training.callbacks import recompute_batch_norm
 from thermal_hf.training.classifier_retraining import fit_balanced_layer, last_layer, pooled_features
 from thermal_hf.training.data import ThermalClipDataset, collate_clips
 from thermal_hf.training.keyframe_vote import keyframe_groups, vote
@@ -102,16 +103,10 @@ def adapted_batch_norm_logits(model, processor, split) -> np.ndarray:
     for recording in np.unique(recordings):
         rows = np.flatnonzero(recordings == recording)
         adapted = copy.deepcopy(model).eval()
-        norms = [m for m in adapted.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-        for norm in norms:
-            norm.reset_running_stats()
-            norm.momentum = None  # a cumulative average over every batch below
-            norm.train()
+        # weight_averaging's pass: reset statistics, then their plain mean over the batches (training mode)
+        recompute_batch_norm(adapted, [{"pixel_values": batch[rows[start:start + 64]]}
+                                       for start in range(0, len(rows), 64)])
         with torch.no_grad():
-            for start in range(0, len(rows), 64):
-                adapted(batch[rows[start:start + 64]])
-            for norm in norms:
-                norm.eval()
             logits[rows] = adapted(batch[rows]).logits.double().numpy()
     return logits
 

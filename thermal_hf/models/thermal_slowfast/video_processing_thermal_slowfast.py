@@ -207,7 +207,8 @@ class ThermalVideoProcessor(BaseVideoProcessor):
     def people_clips(self, frames: np.ndarray) -> np.ndarray:
         """Every candidate person of one `(T, H, W)` Celsius clip (`crop_to_people`), each processed as `preprocess`
         processes a clip: `(P, num_frames, S, S)` float32 model inputs, largest person first."""
-        clips = [self._finish(crop, self.num_frames, self.do_sample_frames) for crop in self.crop_to_people(self.clean(frames))]
+        crops = self.crop_to_people(self.clean(frames))
+        clips = [self._finish(crop, self.num_frames, self.do_sample_frames) for crop in crops]
         return np.stack(clips).astype(np.float32, copy=False)
 
     def _finish(self, clip: np.ndarray, num_frames: int, do_sample_frames: bool) -> np.ndarray:
