@@ -131,3 +131,27 @@ def test_two_processes_retrain_the_classifier_once(synthetic_root, tmp_path):
     one = json.loads((out1 / "eval_predictions.json").read_text())
     assert len(two["logits"]) == len(one["logits"]) == 10 and two["labels"] == one["labels"]
     np.testing.assert_allclose(np.asarray(two["logits"]), np.asarray(one["logits"]), atol=2e-3)
+
+
+def test_two_processes_average_weights_into_one_model(synthetic_root, tmp_path):
+    # weight_averaging under `accelerate launch` with 2 processes: each recomputes the batch norms on its shard of
+    # the clips and they agree on the mean (tests/test_weight_averaging.py checks the mean), so the run ends, and
+    # the clips the other process evaluated get the saved model's logits, as a 1-process evaluation gives them.
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    common = ["--dataset", synthetic_root, "--cache_dir", cache, "--max_eval_samples", "10", "--max_train_samples", "16"]
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
+        "-m", "thermal_hf.train", TINY, "--output_dir", out, "--max_steps", "-1", "--num_train_epochs", "2",
+        "--save_strategy", "no", *common, "--callbacks", "weight_averaging", "--weight_averaging_start", "0",
+    ]
+    proc = subprocess.run(list(map(str, cmd)), cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert "mean of the weights at the end of the last 2 epochs" in proc.stdout
+    assert json.loads((out / "eval_report.json").read_text())["num_processes"] == 2
+    out1 = tmp_path / "eval1"
+    train_main("--model_name_or_path", out, "--do_train", "false", "--output_dir", out1, *common)
+    two = json.loads((out / "eval_predictions.json").read_text())
+    one = json.loads((out1 / "eval_predictions.json").read_text())
+    assert len(two["logits"]) == len(one["logits"]) == 10 and two["labels"] == one["labels"]
+    np.testing.assert_allclose(np.asarray(two["logits"]), np.asarray(one["logits"]), atol=2e-3)

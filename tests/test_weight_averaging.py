@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from test_trainer import ToyClassifier, ToyClips, make_args
@@ -72,6 +77,31 @@ def test_recompute_batch_norm_restores_momentum_and_mode():
     with torch.no_grad():
         features = torch.tanh(model.backbone(clips.flatten(1)))
     torch.testing.assert_close(model.norm.running_mean, features.mean(0), rtol=1e-4, atol=1e-5)
+
+
+def _recompute_on_this_process_shard():
+    rank = torch.distributed.get_rank()  # debug_launcher's gloo group (accelerate's PartialState does not see it)
+    torch.manual_seed(0)  # the same weights on every process, as DDP keeps them
+    model, clips = ToyWithBatchNorm(), torch.randn(8, 2, 3, 4, generator=torch.Generator().manual_seed(1))
+    shard = clips[rank * 4:(rank + 1) * 4]
+    recompute_batch_norm(model, [{"pixel_values": shard[:2]}, {"pixel_values": shard[2:]}])
+    with torch.no_grad():
+        features = torch.tanh(model.backbone(clips.flatten(1)))
+    # every process ends with the statistics of ALL the clips, not of the half it saw
+    torch.testing.assert_close(model.norm.running_mean, features.mean(0), rtol=1e-4, atol=1e-5)
+    halves = features.view(4, 2, 8).var(1).mean(0)  # the 4 batches' unbiased variances, averaged
+    torch.testing.assert_close(model.norm.running_var, halves, rtol=1e-4, atol=1e-5)
+
+
+def test_recompute_batch_norm_agrees_across_processes():
+    # 2 gloo processes forked by accelerate's debug_launcher, from a fresh interpreter: a fork of this one, whose
+    # thread pools other tests have started, can hang.
+    code = ("from accelerate import debug_launcher; from test_weight_averaging import _recompute_on_this_process_shard"
+            " as shard; debug_launcher(shard, num_processes=2)")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]),
+               OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("start", [1.0, -0.1])

@@ -75,7 +75,8 @@ class WeightAveragingCallback(TrainerCallback):
 @torch.no_grad()
 def recompute_batch_norm(model, loader, *, progress: bool = False) -> None:
     """Batch-norm running statistics recomputed as the plain mean over one pass of ``loader`` (training mode, as
-    `torch.optim.swa_utils.update_bn`, which cannot read the dict batches of `collate_clips`)."""
+    `torch.optim.swa_utils.update_bn`, which cannot read the dict batches of `collate_clips`); under several
+    processes, averaged over them."""
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     if not norms or loader is None:
         return
@@ -94,6 +95,14 @@ def recompute_batch_norm(model, loader, *, progress: bool = False) -> None:
         for m, momentum in momenta.items():
             m.momentum = momentum
         model.train(was_training)
+    # Under several processes each one saw only its shard of the clips (accelerate gives every process the same
+    # number of batches), so the mean of their means is the mean over all batches: every process then evaluates,
+    # and the main process saves, the same statistics.
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        for m in norms:
+            for stat in (m.running_mean, m.running_var):
+                torch.distributed.all_reduce(stat)
+                stat.div_(torch.distributed.get_world_size())
 
 
 def _weight_averaging(args) -> TrainerCallback:
