@@ -226,7 +226,7 @@ def test_load_converted_rejects_other_folders(raw, tmp_path):
 def test_ensure_converted_cache(raw, tmp_path, monkeypatch, converted):
     monkeypatch.setenv("THERMAL_HF_CACHE", str(tmp_path / "cache"))
     first = ensure_converted(raw, num_frames=2)
-    assert first.parent == tmp_path / "cache" and is_converted_dataset(first)
+    assert first.parent == tmp_path / "cache" / "converted" and is_converted_dataset(first)
     stamp = (first / CONVERSION_FILE).stat().st_mtime_ns
     assert ensure_converted(raw, num_frames=2) == first  # reused, not rebuilt
     assert (first / CONVERSION_FILE).stat().st_mtime_ns == stamp

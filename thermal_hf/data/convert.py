@@ -450,14 +450,17 @@ def conversion_cache_key(data_root: str | Path, **options) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get("THERMAL_HF_CACHE") or DEFAULT_CACHE_DIR).expanduser()
+    """``$THERMAL_HF_CACHE/converted`` if the variable is set, else ``~/.cache/thermal_hf/converted``: the
+    variable names thermal-hf's cache root, as for the weights (``$THERMAL_HF_CACHE/weights``)."""
+    root = os.environ.get("THERMAL_HF_CACHE")
+    return (Path(root) / "converted" if root else DEFAULT_CACHE_DIR).expanduser()
 
 
 def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = None, **options) -> Path:
     """Path of a converted dataset for ``path_or_raw``.
 
     A converted folder is returned as is (a warning is given if ``options`` differ from how it was made);
-    a raw folder is converted once into ``cache_dir`` (default ``$THERMAL_HF_CACHE`` or
+    a raw folder is converted once into ``cache_dir`` (default ``$THERMAL_HF_CACHE/converted`` or
     ``~/.cache/thermal_hf/converted``) under a key of the source path, options and source file sizes/mtimes,
     and reused afterwards.
     """
