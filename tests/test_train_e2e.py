@@ -40,18 +40,34 @@ def train_main(*argv):
     assert main([str(TINY), *map(str, argv)]) == 0
 
 
+def launch_two_processes(*argv) -> subprocess.CompletedProcess:
+    """`accelerate launch` of the tiny recipe on 2 CPU processes (gloo); fails the test if the run fails."""
+    cmd = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "thermal_hf.train", TINY, *argv,
+    ]
+    proc = subprocess.run(list(map(str, cmd)), cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return proc
+
+
+def assert_one_process_evaluates_alike(out, tmp_path, common):
+    """The model saved in ``out`` by 2 processes, evaluated by 1, gives the logits the 2 processes evaluated."""
+    assert json.loads((out / "eval_report.json").read_text())["num_processes"] == 2
+    out1 = tmp_path / "eval1"
+    train_main("--model_name_or_path", out, "--do_train", "false", "--output_dir", out1, *common)
+    two = json.loads((out / "eval_predictions.json").read_text())
+    one = json.loads((out1 / "eval_predictions.json").read_text())
+    assert len(two["logits"]) == len(one["logits"]) == 10 and two["labels"] == one["labels"]
+    np.testing.assert_allclose(np.asarray(two["logits"]), np.asarray(one["logits"]), atol=2e-3)
+
+
 def test_two_processes_then_one_process_eval(synthetic_root, tmp_path):
     out, cache = tmp_path / "out", tmp_path / "cache"
     # raw folder + cache_dir: the first process converts, the other waits and reuses the conversion
     common = ["--dataset", synthetic_root, "--cache_dir", cache, "--max_eval_samples", "10"]
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "thermal_hf.train", TINY, "--output_dir", out, "--max_steps", "2", *common,
-        "--remove_unused_columns", "true",  # the measured trap: must not strip what the collator needs
-    ]
-    proc = subprocess.run(list(map(str, cmd)), cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    launch_two_processes("--output_dir", out, "--max_steps", "2", *common,
+                         "--remove_unused_columns", "true")  # the measured trap: must not strip what the collator needs
     state = json.loads((out / "trainer_state.json").read_text())
     assert state["global_step"] == 2
     two = json.loads((out / "eval_results.json").read_text())
@@ -115,22 +131,10 @@ def test_two_processes_retrain_the_classifier_once(synthetic_root, tmp_path):
     # evaluated by the other process get the saved model's logits, exactly as a 1-process evaluation gives them.
     out, cache = tmp_path / "out", tmp_path / "cache"
     common = ["--dataset", synthetic_root, "--cache_dir", cache, "--max_eval_samples", "10", "--max_train_samples", "24"]
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "thermal_hf.train", TINY, "--output_dir", out, "--max_steps", "2", "--save_strategy", "no", *common,
-        "--retrain_classifier", "true", "--retrain_classifier_passes", "1",
-    ]
-    proc = subprocess.run(list(map(str, cmd)), cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    launch_two_processes("--output_dir", out, "--max_steps", "2", "--save_strategy", "no", *common,
+                         "--retrain_classifier", "true", "--retrain_classifier_passes", "1")
     assert json.loads((out / "train_results.json").read_text())["retrain_classifier_clips"] == 24  # one pass, once
-    assert json.loads((out / "eval_report.json").read_text())["num_processes"] == 2
-    out1 = tmp_path / "eval1"
-    train_main("--model_name_or_path", out, "--do_train", "false", "--output_dir", out1, *common)
-    two = json.loads((out / "eval_predictions.json").read_text())
-    one = json.loads((out1 / "eval_predictions.json").read_text())
-    assert len(two["logits"]) == len(one["logits"]) == 10 and two["labels"] == one["labels"]
-    np.testing.assert_allclose(np.asarray(two["logits"]), np.asarray(one["logits"]), atol=2e-3)
+    assert_one_process_evaluates_alike(out, tmp_path, common)
 
 
 def test_two_processes_average_weights_into_one_model(synthetic_root, tmp_path):
@@ -139,19 +143,8 @@ def test_two_processes_average_weights_into_one_model(synthetic_root, tmp_path):
     # the clips the other process evaluated get the saved model's logits, as a 1-process evaluation gives them.
     out, cache = tmp_path / "out", tmp_path / "cache"
     common = ["--dataset", synthetic_root, "--cache_dir", cache, "--max_eval_samples", "10", "--max_train_samples", "16"]
-    cmd = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "thermal_hf.train", TINY, "--output_dir", out, "--max_steps", "-1", "--num_train_epochs", "2",
-        "--save_strategy", "no", *common, "--callbacks", "weight_averaging", "--weight_averaging_start", "0",
-    ]
-    proc = subprocess.run(list(map(str, cmd)), cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    proc = launch_two_processes("--output_dir", out, "--max_steps", "-1", "--num_train_epochs", "2",
+                                "--save_strategy", "no", *common, "--callbacks", "weight_averaging",
+                                "--weight_averaging_start", "0")
     assert "mean of the weights at the end of the last 2 epochs" in proc.stdout
-    assert json.loads((out / "eval_report.json").read_text())["num_processes"] == 2
-    out1 = tmp_path / "eval1"
-    train_main("--model_name_or_path", out, "--do_train", "false", "--output_dir", out1, *common)
-    two = json.loads((out / "eval_predictions.json").read_text())
-    one = json.loads((out1 / "eval_predictions.json").read_text())
-    assert len(two["logits"]) == len(one["logits"]) == 10 and two["labels"] == one["labels"]
-    np.testing.assert_allclose(np.asarray(two["logits"]), np.asarray(one["logits"]), atol=2e-3)
+    assert_one_process_evaluates_alike(out, tmp_path, common)
