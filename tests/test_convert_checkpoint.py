@@ -258,6 +258,46 @@ def test_numpy_metadata_is_accepted(tiny_zoo, tmp_path):
     assert cc.load_source_state_dict(src, "pytorchvideo").keys() == net.state_dict().keys()
 
 
+def test_a_bare_state_dict_is_imported_and_a_format_mismatch_named(tiny_zoo, tmp_path):
+    net, _ = tiny_zoo
+    bare = tmp_path / "bare.pyth"
+    torch.save(net.state_dict(), bare)  # no `model_state` wrapper: what `torch.save(net.state_dict())` gives
+    assert cc.load_source_state_dict(bare, "pytorchvideo").keys() == net.state_dict().keys()
+    with pytest.raises(CheckpointError, match="keys look like a pytorchvideo checkpoint.*--format pytorchvideo"):
+        cc.load_source_state_dict(bare, "mmaction2")
+    mma = tmp_path / "mma.pth"
+    torch.save({"backbone.slow_path.conv1.conv.weight": torch.zeros(1), "cls_head.fc_cls.weight": torch.zeros(1)}, mma)
+    with pytest.raises(CheckpointError, match="keys look like a mmaction2 checkpoint.*--format mmaction2"):
+        cc.load_source_state_dict(mma, "pytorchvideo")
+
+
+@pytest.mark.parametrize("content, expected", [
+    ({"model_state": [torch.zeros(1)]}, "'model_state' must be a dict of tensors, found a list"),
+    ({1: 2, "a": 3}, r"found the entries \['1', 'a'\]"),
+    ({"model_state": {0: torch.zeros(1)}}, "not tensors under string keys: \\['0'\\]"),
+    ([torch.zeros(1)], "found a list"),
+])
+def test_malformed_checkpoints_are_named_errors(tmp_path, content, expected):
+    path = tmp_path / "odd.pyth"
+    torch.save(content, path)
+    with pytest.raises(CheckpointError, match=expected) as err:
+        cc.load_source_state_dict(path, "pytorchvideo")
+    assert str(path) in str(err.value)
+
+
+def test_cli_refuses_bad_labels_and_output_before_writing(tiny_zoo, tmp_path, capsys):
+    _, src = tiny_zoo
+    for num_labels in ("0", "-2"):
+        out = tmp_path / f"n{num_labels}"
+        assert cc.main([str(src), str(out), "--format", "pytorchvideo", "--num_labels", num_labels]) == 2
+        assert "num_labels must be a positive integer" in capsys.readouterr().err and not out.exists()
+    a_file = tmp_path / "a_file"
+    a_file.write_text("keep me")
+    assert cc.main([str(src), str(a_file), "--format", "pytorchvideo", "--num_labels", "2"]) == 2
+    assert "the output folder is an existing file" in capsys.readouterr().err
+    assert a_file.read_text() == "keep me"
+
+
 def test_cli(tiny_zoo, tmp_path, capsys):
     _, src = tiny_zoo
     out = tmp_path / "cli_model"

@@ -254,6 +254,63 @@ def test_card_from_what_training_writes(tiny_model_dir, tmp_path):
     assert f"| {names[0]} | 50.00 % | 25.00 % |" in card  # per-class table from eval_report.json
     assert "`slowfast_r50`" in card and "memorisation" in card
     assert "| lying down-lying with risk | 20 | 1 |" in card
+    assert f"| {names[2]} | 50.00 % | n/a | n/a | 0 |" in card  # absent from the split: recall undefined, not 0 %
+
+    # From eval_report.json alone, the body and the metadata name the same evaluation set, with its size.
+    report = json.loads((model_dir / "eval_report.json").read_text())
+    report.update(split="held-out recordings SL14_R4, SL18_R4", num_samples=8)
+    (model_dir / "eval_report.json").write_text(json.dumps(report))
+    card = render_model_card(model_dir)
+    assert "On the `held-out recordings SL14_R4, SL18_R4` split (8 samples)" in card
+    assert _front_matter(card)["model-index"][0]["results"][0]["dataset"]["split"] == "held-out recordings SL14_R4, SL18_R4"
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "cannot be read"),
+    ("[1, 2]", "expected a JSON object of metrics"),
+    ('{"foo": 1}', "holds none of the metrics a card reports"),
+])
+def test_a_bad_metrics_file_is_refused_naming_it(tiny_model_dir, tmp_path, capsys, content, expected):
+    from thermal_hf.hub import main
+
+    path = tmp_path / "metrics.json"
+    if content is not None:
+        path.write_text(content)
+    assert main(["--model", str(tiny_model_dir), "--repo_id", "org/x", "--metrics", str(path), "--dry_run"]) == 2
+    err = capsys.readouterr().err
+    assert str(path) in err and expected in err
+
+
+@pytest.mark.parametrize("base, hub_id", [
+    ("facebook/slowfast_r50", True),
+    ("./SLOWFAST_8x8_R50.pyth", False),
+    ("weights/SLOWFAST_8x8_R50.pyth", False),
+    ("../models/r50", False),
+    ("HERE/r50-k400", False),  # an existing local folder
+])
+def test_only_a_hub_id_becomes_the_cards_base_model(card_model_dir, tmp_path, monkeypatch, base, hub_id):
+    from thermal_hf.hub import render_model_card
+
+    monkeypatch.chdir(tmp_path)
+    if base.startswith("HERE/"):
+        (tmp_path / "HERE" / "r50-k400").mkdir(parents=True)
+    card = render_model_card(card_model_dir, base_checkpoint=base)
+    assert f"`{base}`" in card
+    assert (_front_matter(card).get("base_model") == base) is hub_id
+
+
+def test_an_imported_checkpoint_is_named_in_the_card(card_model_dir, tmp_path):
+    from thermal_hf.hub import render_model_card
+
+    model_dir = tmp_path / "imported"
+    shutil.copytree(card_model_dir, model_dir)
+    (model_dir / "recipe.yaml").unlink()
+    config = json.loads((model_dir / "config.json").read_text())
+    config["base_checkpoint"] = {"file": "SLOWFAST_8x8_R50.pyth", "sha256": "1277abcdef0123456789", "format": "pytorchvideo"}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    card = render_model_card(model_dir, allow_incomplete=True)
+    assert "`SLOWFAST_8x8_R50.pyth` (pytorchvideo, sha256 1277abcdef01)" in card
+    assert "{'file'" not in card and "base_model" not in _front_matter(card)
 
 
 @pytest.mark.slow

@@ -176,6 +176,27 @@ def test_bad_input_is_a_clear_error(tiny_model_dir, tmp_path, capsys):
     assert "recording not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("device, expected", [("cuda", "no CUDA GPU is available"), ("cuda:1", "no CUDA GPU"),
+                                               ("gpu0", "expected auto, cpu, cuda or cuda:N")])
+def test_a_device_this_machine_lacks_is_a_clear_error(tiny_model_dir, recording, tmp_path, capsys, monkeypatch,
+                                                     device, expected):
+    import torch
+
+    from thermal_hf.evaluate import main as evaluate_main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same answer on a GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    out = tmp_path / "out"
+    assert main(["--model", str(tiny_model_dir), str(recording), "--output_dir", str(out), "--device", device]) == 2
+    err = capsys.readouterr().err
+    assert f"error: --device {device}: {expected}" in err and "Loading weights" not in err  # before the model loads
+    assert not out.exists()
+    if device == "cuda":  # evaluate ran quietly on the CPU when asked for a GPU it does not have
+        assert evaluate_main(["--model", str(tiny_model_dir), "--dataset", str(tmp_path), "--output_dir", str(out),
+                              "--device", "cuda"]) == 2
+        assert expected in capsys.readouterr().err
+
+
 @pytest.fixture
 def no_hub(monkeypatch):
     """Any attempt to load a model through transformers (and so from the Hub) fails the test."""

@@ -68,6 +68,21 @@ def test_invalid_pixels_are_repaired_not_clipped(processor):
     np.testing.assert_array_equal(processor.clean(broken), transforms.repair_invalid(broken, -50.0))
 
 
+def test_a_clip_without_a_valid_pixel_is_warned_about(processor):
+    from transformers.testing_utils import CaptureLogger
+
+    from thermal_hf.models.thermal_slowfast import video_processing_thermal_slowfast as module
+
+    with CaptureLogger(module.logger) as partly:
+        broken = _clip()
+        broken[:, :5] = -273.2
+        processor(broken)
+    assert "no valid pixel" not in partly.out
+    with CaptureLogger(module.logger) as dead:
+        out = processor(np.full_like(_clip(), np.nan)).pixel_values
+    assert "no valid pixel" in dead.out and torch.isfinite(out).all()
+
+
 def test_fit_length_rules(processor):
     long_clip = np.arange(40, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
     sampled = processor.fit_length(long_clip, NUM_FRAMES, do_sample_frames=True)[:, 0, 0]
@@ -125,6 +140,26 @@ def test_bad_inputs_raise_clear_errors(processor, recording):
         processor(np.zeros((2, 2, 3, 4, 5), np.float32))
     with pytest.raises(FileNotFoundError):
         processor(path.with_name("missing.h5"))
+
+
+@pytest.mark.parametrize("kind, expected", [("not_hdf5", "not a readable HDF5 recording"),
+                                            ("empty", "'frames' holds no frame"),
+                                            ("strings", "expected numbers")])
+def test_unreadable_recordings_are_named(processor, tmp_path, kind, expected):
+    import h5py
+
+    path = tmp_path / f"{kind}.h5"
+    if kind == "not_hdf5":
+        path.write_text("# a README, not a recording\n")
+    else:
+        with h5py.File(path, "w") as f:
+            if kind == "empty":
+                f["frames"] = np.zeros((0, 40, 60), np.float32)
+            else:
+                f["frames"] = np.full((4, 2, 3), "x", dtype=h5py.string_dtype())
+    with pytest.raises(ValueError, match=expected) as err:
+        processor(path)
+    assert str(path) in str(err.value)
     with pytest.raises(ValueError, match="temperature_range"):
         ThermalVideoProcessor(temperature_range=(40.0, 5.0))
     with pytest.raises(ValueError, match="mean and std"):

@@ -148,12 +148,20 @@ def evaluate(
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    from thermal_hf.data.convert import ensure_converted, load_converted, read_conversion_info
+    from thermal_hf.data.convert import (
+        ensure_converted,
+        is_converted_dataset,
+        load_converted,
+        read_conversion_info,
+    )
     from thermal_hf.pipelines import postprocess_probabilities
-    from thermal_hf.predict import load_model_and_processor
+    from thermal_hf.predict import load_model_and_processor, resolve_device
     from thermal_hf.training.data import ThermalClipDataset
     from thermal_hf.training.metrics import compute_classification_metrics
 
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda (accelerate places each process), got {device!r}")
+    resolve_device(device)  # --device cuda on a machine without a GPU is an error, not a quiet CPU run
     accelerator = Accelerator(cpu=device == "cpu")
     model, processor = load_model_and_processor(model_dir, device="cpu")
     if test_time_views is not None:
@@ -163,7 +171,8 @@ def evaluate(
     label_names = [model.config.id2label[i] for i in range(num_labels)]
 
     with accelerator.main_process_first():  # a raw folder is converted once, by the main process
-        dataset_path = ensure_converted(dataset_dir, **training_conversion_options(model_dir, model, processor))
+        raw = not is_converted_dataset(Path(dataset_dir).expanduser())
+        dataset_path = ensure_converted(dataset_dir, **training_conversion_options(model_dir, model, processor, raw=raw))
     dsd = load_converted(dataset_path)
     if split not in dsd:
         raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")
@@ -403,12 +412,13 @@ _CONVERSION_KEYS = {"target": "target", "split_by": "split_by", "val_fraction": 
                     "split_seed": "seed", "invalid_floor": "invalid_floor", "skip_invalid": "skip_invalid"}
 
 
-def training_conversion_options(model_dir, model, processor=None) -> dict:
+def training_conversion_options(model_dir, model, processor=None, *, raw: bool = True) -> dict:
     """Conversion options for a raw dataset folder: those the model was trained with (its ``recipe.yaml``).
 
     Evaluating a model trained on a split grouped by recording on the annotation files' own split would score
     it on windows of the recordings it trained on; reading the recipe keeps the split the model was tuned for.
-    A model without a recipe (imported, or trained elsewhere) gets the `thermal-hf convert` defaults. The window
+    A model without a recipe (imported, or trained elsewhere) gets the `thermal-hf convert` defaults (with a
+    warning when `raw`, i.e. when the options will convert a raw folder). The window
     length and frame rate are the model's own (its config and its processor), whatever the recipe says.
     """
     options = {"num_frames": int(model.config.num_frames)}
@@ -416,7 +426,8 @@ def training_conversion_options(model_dir, model, processor=None) -> dict:
         options["frame_rate"] = float(processor.frame_rate)
     recipe = _training_recipe(model_dir)
     if recipe is None:
-        logger.warning(f"{model_dir}: no recipe.yaml; a raw dataset folder is converted with the default options")
+        if raw:  # a converted folder is used as it was made: the options only check it
+            logger.warning(f"{model_dir}: no recipe.yaml; a raw dataset folder is converted with the default options")
     else:
         options.update({opt: recipe[key] for key, opt in _CONVERSION_KEYS.items() if key in recipe})
     return options

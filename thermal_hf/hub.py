@@ -83,6 +83,24 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ThermalDataError(f"{path}: not valid JSON ({err})") from err
+    except OSError as err:
+        raise ThermalDataError(f"{path}: cannot be read ({err.strerror or err})") from err
+
+
+def _read_metrics_file(path: Path) -> dict[str, Any]:
+    """A metrics file given by the user: a JSON object with at least one of the card's headline metrics."""
+    metrics = _read_json(path)
+    if not isinstance(metrics, Mapping):
+        raise ThermalDataError(
+            f"{path}: expected a JSON object of metrics (the metrics.json of `thermal-hf evaluate`, or Trainer "
+            f"eval_* metrics), got a {type(metrics).__name__}"
+        )
+    if not any(key in _normalise_metrics(metrics) for key, _ in _HEADLINE):
+        raise ThermalDataError(
+            f"{path}: holds none of the metrics a card reports ({', '.join(k for k, _ in _HEADLINE)}, with or "
+            f"without an `eval_` prefix; `accuracy` counts as top-1); found the keys {sorted(metrics)[:10]}"
+        )
+    return dict(metrics)
 
 
 def _normalise_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,13 +152,17 @@ _HEADLINE = (
 )
 
 
+def _split_of(metrics: dict) -> str:
+    return metrics.get("split") or (metrics.get("dataset") or {}).get("split") or "evaluation"
+
+
 def _metrics_section(metrics: dict | None) -> str:
     if metrics is None:
         return (
             "**Not evaluated.** This model was pushed without evaluation results "
             "(run `thermal-hf evaluate` and push again to add them)."
         )
-    split = metrics.get("split") or metrics.get("dataset", {}).get("split") or "evaluation"
+    split = _split_of(metrics)
     baseline = metrics.get("baseline") or {}
     has_base = bool(baseline)
     head = "| Metric | This model |" + (" Majority-class baseline |" if has_base else "")
@@ -169,9 +191,15 @@ def _per_class_section(metrics: dict | None) -> str:
         return "Not available: " + ("the model was not evaluated." if metrics is None else
                                     "the metrics given hold no per-class results (run `thermal-hf evaluate`).")
     rows = ["| Class | Precision | Recall | F1 | Support |", "|---|---|---|---|---|"]
+    absent = []
     for name, m in per_class.items():
-        rows.append(f"| {name} | {_fmt(m.get('precision'))} | {_fmt(m.get('recall'))} | {_fmt(m.get('f1'))} "
-                    f"| {int(m.get('support', 0))} |")
+        support = int(m.get("support", 0))
+        if support == 0:  # recall (and so F1) is undefined for a class the split does not hold
+            absent.append(name)
+        recall, f1 = ("n/a", "n/a") if support == 0 else (_fmt(m.get("recall")), _fmt(m.get("f1")))
+        rows.append(f"| {name} | {_fmt(m.get('precision'))} | {recall} | {f1} | {support} |")
+    if absent:
+        rows.append("\nn/a: the class is absent from this split (recall undefined, left out of mean class accuracy).")
     return "\n".join(rows)
 
 
@@ -222,9 +250,29 @@ def _split_protocol(metrics: dict | None, recipe: dict) -> str:
     return "The train/validation split protocol was not recorded; treat the numbers as optimistic."
 
 
+def _is_hub_id(text: str) -> bool:
+    """`ORG/NAME` that is a valid Hub repo id and not a local path or checkpoint file (`./x.pyth`, `models/r50`)."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not re.fullmatch(r"[\w-][\w.-]*/[\w.-]+", text) or text.endswith(_CHECKPOINT_SUFFIXES) or Path(text).exists():
+        return False
+    try:
+        validate_repo_id(text)
+    except HFValidationError:
+        return False
+    return True
+
+
+_CHECKPOINT_SUFFIXES = (".pyth", ".pth", ".pt", ".ckpt", ".bin", ".safetensors")
+
+
 def _base_checkpoint(explicit: str | None, recipe: dict, config: dict) -> str:
     for value in (explicit, *(recipe.get(k) for k in ("pretrained", "model_name_or_path", "base_checkpoint")),
                   config.get("base_checkpoint")):
+        if isinstance(value, Mapping) and value.get("file"):  # recorded by `thermal-hf import-checkpoint`
+            details = ", ".join(f"{k} {str(value[k])[:12]}" if k == "sha256" else str(value[k])
+                                for k in ("format", "sha256") if value.get(k))
+            return f"`{value['file']}`" + (f" ({details})" if details else "")
         if value:
             return f"`{value}`"
     if recipe:
@@ -254,13 +302,13 @@ def _metadata(name: str, metrics: dict | None, dataset_id: str | None, base: str
         "tags": ["thermal-hf", "thermal", "video-classification", "action-recognition", "slowfast",
                  "low-resolution"],
     }
-    if base and re.fullmatch(r"`[\w.-]+/[\w.-]+`", base):  # a Hub id, not a local file path
+    if base and _is_hub_id(base.strip("`")):  # a Hub id, not a local file path
         meta["base_model"] = base.strip("`")
     if dataset_id:
         meta["datasets"] = [dataset_id]
     if metrics is not None:
         meta["metrics"] = ["accuracy", "f1"]
-        split = metrics.get("split") or (metrics.get("dataset") or {}).get("split") or "validation"
+        split = _split_of(metrics)
         values = [
             {"type": "accuracy", "name": "Top-1 accuracy", "value": round(float(metrics["top1_accuracy"]), 4)}
         ] if "top1_accuracy" in metrics else []
@@ -352,14 +400,15 @@ def render_model_card(
     if metrics is None and (model_dir / "metrics.json").is_file():
         metrics = model_dir / "metrics.json"
     if isinstance(metrics, (str, Path)):
-        metrics = _read_json(Path(metrics))
+        metrics = _read_metrics_file(Path(metrics))
     report_path = model_dir / "eval_report.json"  # written by `thermal-hf train`: Trainer eval + per-class tables
     report = _read_json(report_path) if report_path.is_file() else None
     if metrics is None and report is not None:
         metrics = report.get("metrics") or None
     metrics = _normalise_metrics(metrics) if metrics is not None else None
     if metrics is not None and report is not None and "per_class" not in metrics:
-        metrics.update({k: report[k] for k in ("per_class", "confusion_matrix", "label_names") if k in report})
+        metrics.update({k: report[k] for k in ("per_class", "confusion_matrix", "label_names", "split", "num_samples")
+                        if k in report and k not in metrics})
     if recipe_text is None and (model_dir / "recipe.yaml").is_file():
         recipe_text = (model_dir / "recipe.yaml").read_text()
     recipe = yaml.safe_load(recipe_text) if recipe_text else {}
@@ -651,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
                              metrics=args.metrics,
                              **({"commit_message": args.commit_message} if args.commit_message else {}))
             print(f"pushed model {args.model} -> {args.repo_id} ({url})")
-    except (ThermalDataError, ModelCardError, ValueError) as err:
+    except (ThermalDataError, ModelCardError, ValueError, OSError) as err:
         print(f"error: {_scrub(err, args.token)}", file=sys.stderr)
         return 2
     except HubPushError as err:

@@ -56,7 +56,17 @@ def resolve_device(device: str | None = "auto"):
 
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"--device {device}: expected auto, cpu, cuda or cuda:N ({err})") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"--device {device}: no CUDA GPU is available on this machine; use --device cpu or auto")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"--device {device}: this machine has {count} CUDA GPU(s), cuda:0..cuda:{count - 1}")
+    return resolved
 
 
 def is_local_model_path(model_dir: str | Path) -> bool:
@@ -419,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+        resolve_device(args.device)  # a device this machine lacks fails here, before the model is loaded
         for path in args.recordings:
             if not path.is_file():
                 raise ThermalDataError(f"recording not found: {path}")

@@ -322,6 +322,13 @@ def eval_summary(metrics: dict, eval_counts, train_counts) -> str:
     )
 
 
+def eval_split_name(data_args) -> str:
+    """What the evaluation set is, for the report and the model card: the split, or the held-out recordings."""
+    if data_args.eval_recordings:
+        return f"held-out recordings {', '.join(data_args.eval_recordings)}"
+    return data_args.eval_split
+
+
 def keyframe_groups_of(data_args, eval_split):
     """The keyframe number of each evaluated person row when the recipe scores keyframes by the people's votes
     (``target: person``, ``eval_target: keyframe``; `thermal_hf.training.keyframe_vote`), else None."""
@@ -472,7 +479,8 @@ def run(parsed: ParsedRecipe) -> dict:
         (output_dir / CLASS_DISTRIBUTION_FILE).write_text(json.dumps(distribution, indent=2) + "\n")
         if training_args.do_eval and compute_metrics.last_report is not None:
             report = {"metrics": {k: v for k, v in metrics.items() if k.startswith("eval_")}, **compute_metrics.last_report,
-                      "label_names": label_names, "num_processes": training_args.world_size}
+                      "label_names": label_names, "num_processes": training_args.world_size,
+                      "split": eval_split_name(data_args), "num_samples": int(len(compute_metrics.last_labels))}
             (output_dir / EVAL_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
             write_eval_predictions(output_dir / EVAL_PREDICTIONS_FILE, compute_metrics, eval_split, label_names)
             eval_counts = np.bincount(compute_metrics.last_labels, minlength=len(label_names))  # keyframes if voted

@@ -124,6 +124,8 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         self._check_values()
 
     def _check_values(self):
+        if self.num_labels < 1:
+            raise ValueError(f"num_labels must be at least 1 (the classes of the head), got {self.num_labels}")
         if self.model_depth not in SUPPORTED_DEPTHS:
             raise ValueError(f"model_depth must be one of {SUPPORTED_DEPTHS}, got {self.model_depth}")
         for name in ("num_frames", "slow_temporal_stride", "fast_temporal_stride", "slowfast_channel_ratio",

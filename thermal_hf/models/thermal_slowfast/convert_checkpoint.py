@@ -6,7 +6,8 @@ The result is a normal saved model (``model.safetensors`` + ``config.json``) and
 ``video_preprocessor_config.json``, with the Kinetics backbone and a fresh classification head for the
 users' classes, loadable with ``AutoModelForVideoClassification.from_pretrained``.
 
-Formats:
+Formats (either may also be a bare state dict, as ``torch.save(net.state_dict(), f)`` writes; a file whose keys
+are the other format's is refused with the ``--format`` to pass):
 
 * ``pytorchvideo``: the zoo's ``SLOWFAST_8x8_R50.pyth`` / ``SLOWFAST_8x8_R101.pyth``, ``{"model_state": ...}``
   with pytorchvideo's own key names (our model holds the same network as ``self.slowfast``). The zoo's R101
@@ -120,21 +121,47 @@ def load_source_state_dict(path: str | Path, format: str) -> dict[str, torch.Ten
             f"a truncated download or an object of a custom class gives this): {err}"
         ) from err
     wrapper = "model_state" if format == "pytorchvideo" else "state_dict"
-    if not isinstance(checkpoint, dict) or wrapper not in checkpoint:
-        found = sorted(checkpoint)[:10] if isinstance(checkpoint, dict) else type(checkpoint).__name__
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"{path}: a {format} checkpoint is a dict with a {wrapper!r} entry (or a bare state dict); found a "
+            f"{type(checkpoint).__name__}"
+        )
+    if wrapper in checkpoint:
+        state = checkpoint[wrapper]
+    elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        state = checkpoint  # a bare state dict: `torch.save(net.state_dict(), f)`
+    else:
+        found = sorted(map(str, checkpoint))[:_MAX_LISTED]
         other = "mmaction2" if format == "pytorchvideo" else "pytorchvideo"
         raise CheckpointError(
-            f"{path}: a {format} checkpoint is a dict with a {wrapper!r} entry; found {found}. "
-            f"(Is it a {other} checkpoint? Then pass --format {other}.)"
+            f"{path}: a {format} checkpoint is a dict with a {wrapper!r} entry (or a bare state dict of tensors); "
+            f"found the entries {found}. (Is it a {other} checkpoint? Then pass --format {other}.)"
         )
-    state = checkpoint[wrapper]
-    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: {wrapper!r} must be a dict of tensors, found a {type(state).__name__}")
+    bad = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise CheckpointError(f"{path}: {wrapper} entries that are not tensors: {bad[:_MAX_LISTED]}")
+        raise CheckpointError(f"{path}: {wrapper} entries that are not tensors under string keys: {bad[:_MAX_LISTED]}")
+    looks_like = _format_of_keys(state)
+    if looks_like not in (None, format):
+        raise CheckpointError(
+            f"{path}: its keys look like a {looks_like} checkpoint ({sorted(state)[0]!r}, ...), not {format}: "
+            f"pass --format {looks_like}"
+        )
     # Checkpoints saved from DistributedDataParallel carry a `module.` prefix on every key.
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     return dict(state)
+
+
+def _format_of_keys(state: dict[str, torch.Tensor]) -> str | None:
+    """Which zoo's key layout `state` has: pytorchvideo's `blocks.N.` or MMAction2's `backbone.` / `cls_head.`."""
+    keys = [k.removeprefix("module.") for k in state]
+    if keys and all(k.startswith("blocks.") for k in keys):
+        return "pytorchvideo"
+    if keys and all(k.startswith(("backbone.", "cls_head.")) for k in keys):
+        return "mmaction2"
+    return None
 
 
 def _numpy_safe_globals() -> list:
@@ -298,6 +325,8 @@ def _mismatch_message(origin: str, missing: list[str], unexpected: list[str], mi
 
 
 def _label_names(num_labels: int, labels: Sequence[str] | None) -> list[str]:
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise ValueError(f"num_labels must be a positive integer (the classes of the new head), got {num_labels!r}")
     if labels is not None:
         labels = [str(name) for name in labels]
         if len(labels) != num_labels:
@@ -368,6 +397,8 @@ def import_checkpoint(
     )
 
     path, output_dir = Path(path), Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CheckpointError(f"{output_dir}: the output folder is an existing file; give a folder")
     names = _label_names(num_labels, labels)
     raw = load_source_state_dict(path, format)
     if format == "mmaction2":
@@ -466,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             args.checkpoint, args.output_dir, format=args.format, num_labels=args.num_labels, labels=args.labels,
             model_depth=args.model_depth, keep_head=args.keep_head, **overrides,
         )
-    except ValueError as err:  # CheckpointError and bad arguments
+    except (ValueError, OSError) as err:  # CheckpointError, bad arguments, an output folder that cannot be written
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"saved {out} (model + video processor, conversion.json)")

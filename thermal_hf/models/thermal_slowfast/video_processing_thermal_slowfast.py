@@ -179,7 +179,15 @@ class ThermalVideoProcessor(BaseVideoProcessor):
     # ---- numpy steps (also used by the training dataset) ---------------------------------------------------
     def clean(self, frames: np.ndarray) -> np.ndarray:
         """float32 copy of a `(T, H, W)` Celsius clip with invalid pixels repaired."""
-        return transforms.repair_invalid(np.asarray(frames), floor=self.invalid_floor)
+        frames = np.asarray(frames)
+        if (frames.size and transforms.has_invalid(frames, self.invalid_floor)
+                and transforms.invalid_mask(frames, self.invalid_floor).all()):
+            # Nothing to repair from: the clip becomes a uniform room, and the model still answers something.
+            logger.warning_once(
+                f"a clip with no valid pixel (every pixel NaN, inf or below {self.invalid_floor} C) was filled with "
+                f"{transforms.DEFAULT_BACKGROUND_TEMPERATURE} C; the answer for it says nothing about the scene"
+            )
+        return transforms.repair_invalid(frames, floor=self.invalid_floor)
 
     def crop_to_person(self, frames: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
         """The `(T, S, S)` square around the person (``person_crop_size`` S; see the class doc), the person in
@@ -268,13 +276,22 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"recording not found: {path}")
-        with h5py.File(path, "r") as handle:
+        try:
+            handle = h5py.File(path, "r")
+        except OSError as err:  # h5py's own message ("file signature not found") does not say which file
+            raise ThermalDataError(f"{path}: not a readable HDF5 recording ({err})") from None
+        with handle:
             if H5_FRAMES_KEY not in handle:
                 raise ValueError(f"{path}: no '{H5_FRAMES_KEY}' dataset (expected float32 [N, H, W] Celsius)")
             dataset = handle[H5_FRAMES_KEY]
-            if dataset.ndim != 3:
-                raise ValueError(f"{path}: '{H5_FRAMES_KEY}' has shape {dataset.shape}, expected [N, H, W]")
+            if dataset.ndim != 3 or not np.issubdtype(dataset.dtype, np.number):
+                raise ValueError(
+                    f"{path}: '{H5_FRAMES_KEY}' is {dataset.dtype} of shape {dataset.shape}, expected numbers "
+                    "[N, H, W] (degrees Celsius)"
+                )
             total = dataset.shape[0]
+            if total == 0:
+                raise ValueError(f"{path}: '{H5_FRAMES_KEY}' holds no frame")
             for name, value in (("start_frame", start_frame), ("keyframe_index", keyframe_index)):
                 if value is not None and not 0 <= int(value) < total:
                     raise ValueError(f"{path}: {name} {int(value)} outside the recording (0..{total - 1})")
