@@ -194,6 +194,43 @@ def test_failed_conversion_keeps_existing_dataset(raw, tmp_path, monkeypatch):
     assert read_conversion_info(out)["options"]["num_frames"] == 4
 
 
+def test_a_terminated_or_killed_conversion_leaves_nothing_behind(raw, tmp_path, monkeypatch):
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    out = tmp_path / "ds"
+    # SIGTERM half-way through: the hidden folder goes, as on Ctrl-C
+    calls = {"n": 0}
+    real = convert_module.window_indices
+
+    def terminated(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(convert_module, "window_indices", terminated)
+    with pytest.raises(SystemExit):
+        convert_dataset(raw, out, num_frames=4)
+    assert list(tmp_path.iterdir()) == [] and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    monkeypatch.undo()
+    # a hidden folder of a process killed outright (SIGKILL) is removed by the next conversion into the same
+    # place; one whose process still runs, or of another machine, is left alone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    owners = {"killed": f"{host} {dead.stdout.strip()}", "running": f"{host} {os.getpid()}",
+              "elsewhere": f"another-host {dead.stdout.strip()}"}
+    for name, owner in owners.items():
+        (tmp_path / f".ds.converting-{name}").mkdir()
+        (tmp_path / f".ds.converting-{name}" / ".owner").write_text(owner)
+    convert_dataset(raw, out, num_frames=4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.converting-elsewhere", ".ds.converting-running", "ds"]
+    assert not (out / ".owner").exists()
+
+
 def test_refuses_to_replace_foreign_folder(raw, tmp_path):
     out = tmp_path / "mine"
     out.mkdir()
@@ -238,8 +275,14 @@ def test_ensure_converted_cache(raw, tmp_path, monkeypatch, converted):
     # a converted folder is returned as is
     out, _ = converted
     assert ensure_converted(out) == out
+    recorded = read_conversion_info(out)["options"]
     with pytest.warns(UserWarning, match="different options"):
+        ensure_converted(out, val_fraction=recorded["val_fraction"] / 2)
+    # Windows of another length or rate would be padded or cut without a word: refused, naming both values.
+    with pytest.raises(ThermalDataError, match=f"num_frames {recorded['num_frames']}, but num_frames 16 were asked"):
         ensure_converted(out, num_frames=16)
+    with pytest.raises(ThermalDataError, match="frame_rate None, but frame_rate 1.5 were asked"):
+        ensure_converted(out, frame_rate=1.5)
     with pytest.raises(ThermalDataError, match="unknown conversion option"):
         ensure_converted(raw, frames=3)
     with pytest.raises(ThermalDataError, match="neither"):

@@ -39,3 +39,12 @@ def test_bad_recipe_key(tmp_path, capsys):
     status = main([str(TINY), "--lerning_rate", "0.1"])
     out = capsys.readouterr().out
     assert status == 1 and "[FAIL] recipe" in out and "Did you mean: learning_rate" in out
+
+
+def test_a_missing_folder_training_would_generate_is_not_generated_by_the_check(tmp_path, capsys):
+    typo = tmp_path / "tour-sd"
+    status = main([str(TINY), "--dataset", str(typo), "--synthetic_if_missing", "true", "--cache_dir",
+                   str(tmp_path / "cache"), "--output_dir", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert "[WARN] data folder" in out and "training will generate a synthetic dataset there" in out, out
+    assert status == 0 and not typo.exists() and not (tmp_path / "cache").exists()

@@ -37,6 +37,13 @@ report_to: none
 """
 
 
+def with_lines(text: str, extra: str) -> str:
+    """`text` with the YAML lines of `extra` in place of its own lines for the same keys (a key set twice is an error)."""
+    keys = {line.split(":")[0] for line in extra.splitlines() if line.strip()}
+    kept = [line for line in text.splitlines() if line.split(":")[0] not in keys]
+    return "\n".join(kept) + "\n" + extra
+
+
 def parse(tmp_path, *cli, text=BASE):
     return parse_recipe([str(write(tmp_path, text)), "--output_dir", str(tmp_path / "out"), *cli])
 
@@ -146,6 +153,19 @@ def test_bad_values(tmp_path):
         parse(tmp_path, "--warmup_epochs", "2", "--warmup_steps", "10")
     with pytest.raises(RecipeError, match="'test_time_views': expected one of 1, 2, 4, 8; got 3"):
         parse(tmp_path, "--test_time_views", "3")
+    # A typo here used to fail only after the first evaluation, epochs into the run.
+    with pytest.raises(RecipeError, match="'metric_for_best_model': expected one of loss, accuracy.*got 'eval_mca'"):
+        parse(tmp_path, "--metric_for_best_model", "eval_mca")
+    assert parse(tmp_path, "--metric_for_best_model", "eval_coarse_macro_f1").training_args.metric_for_best_model
+    with pytest.raises(RecipeError, match="'max_train_samples': expected a positive number"):
+        parse(tmp_path, "--max_train_samples", "0")
+    with pytest.raises(RecipeError, match="'mixup_alpha': expected >= 0"):
+        parse(tmp_path, "--mixup_alpha", "-1")
+
+
+def test_a_key_set_twice_in_the_yaml_is_refused(tmp_path):
+    with pytest.raises(RecipeError, match="key 'learning_rate' is set twice \\(lines 2 and 4\\)"):
+        parse(tmp_path, text="model_depth: 18\nlearning_rate: 0.002\nnum_frames: 16\nlearning_rate: 0.1\n")
 
 
 def test_test_time_views_reach_the_model_config(tmp_path):
@@ -213,14 +233,14 @@ def test_help_lists_keys(capsys):
 def test_yaml_values_are_checked_against_the_key_type(tmp_path, line, expected):
     # argparse converts only string defaults and never checks them against choices: without the check these
     # reached torch (batch_size=1.5), a comparison deep in the code (a list), or passed silently (yes -> 1.0).
-    recipe = write(tmp_path, BASE + line + "\n")
+    recipe = write(tmp_path, with_lines(BASE, line + "\n"))
     with pytest.raises(RecipeError) as err:
         parse_recipe([str(recipe)])
     assert str(err.value).startswith(f"recipe {recipe}: ") and expected in str(err.value)
 
 
 def test_yaml_values_that_fit_their_key(tmp_path):
-    text = BASE + "eval_recordings: SL14_R4\nreport_to: [tensorboard]\nper_device_train_batch_size: 4.0\ndropout: 0\n"
+    text = with_lines(BASE, "eval_recordings: SL14_R4\nreport_to: [tensorboard]\nper_device_train_batch_size: 4.0\ndropout: 0\n")
     model, data, train = parse_recipe([str(write(tmp_path, text))]).as_tuple()
     assert data.eval_recordings == ["SL14_R4"]  # one name is a list of one
     assert train.report_to == ["tensorboard"]  # a key whose field takes a list as it is
@@ -255,6 +275,21 @@ def test_an_architecture_the_backbone_cannot_run_fails_before_the_data(tmp_path,
     assert "error: recipe: model_depth must be one of (18, 50, 101), got 34" in capsys.readouterr().err
     assert main([str(recipe), "--output_dir", str(tmp_path / "out"), "--slow_temporal_stride", "3"]) == 2
     assert "slow_temporal_stride (3) must be a multiple of fast_temporal_stride (2)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_source_that_cannot_work_fails_before_the_data(tmp_path, capsys):
+    from thermal_hf.train import main
+
+    recipe = write(tmp_path, BASE.replace("dataset: /data/raw", f"dataset: {tmp_path / 'missing'}"))
+    empty = tmp_path / "empty_model"
+    empty.mkdir()
+    for source in (tmp_path / "nope", empty):
+        assert main([str(recipe), "--output_dir", str(tmp_path / "out"), "--model_name_or_path", str(source)]) == 2
+        assert f"recipe key 'model_name_or_path': {source} is not a saved model folder" in capsys.readouterr().err
+    # Evaluating without a trained model would score random weights.
+    assert main([str(recipe), "--output_dir", str(tmp_path / "out"), "--do_train", "false"]) == 2
+    assert "'do_train' is false but 'model_name_or_path' is not set" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -191,6 +191,10 @@ ERROR_CASES = {
     "bbox malformed": (_json("val", _set_ann(1, "bbox", [0.5, 0.5])), ["not 4 finite numbers"]),
     "duplicate image id": (_json("train", lambda d: d["images"].append(dict(d["images"][0]))),
                            ["appears 2 times", "unique image ids"]),
+    "duplicate annotation id": (_json("train", lambda d: d["annotations"].append(dict(d["annotations"][0]))),
+                                ["annotation 0", "annotation id appears 2 times", "unique annotation ids"]),
+    "category name contradicts id": (_json("val", _set_ann(0, "category_name", CATEGORIES[1])),
+                                     ["annotations/val.json", f"category_name {CATEGORIES[1]!r} contradicts category_id"]),
     "orphan annotation": (_json("train", _set_ann(2, "image_id", "nope_123")), ["image nope_123",
                                                                                  "not in 'images'"]),
 }

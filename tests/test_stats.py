@@ -71,6 +71,23 @@ def test_counts_converted_and_raw_agree(datasets_dirs):
     np.testing.assert_array_equal(kf["train"], [0, 3, 0, 3])
 
 
+def test_what_a_raw_folder_leaves_out_is_said(datasets_dirs, capsys, tmp_path):
+    import shutil
+
+    raw, ds = datasets_dirs
+    broken = tmp_path / "raw"
+    shutil.copytree(raw, broken)
+    victim = sorted((broken / "frames").glob("*.h5"))[0]
+    victim.write_bytes(victim.read_bytes()[:2000])  # a truncated copy
+    assert main([str(broken)]) == 0
+    err = capsys.readouterr().err
+    assert "problem(s) left out of these counts, in the dataset folder" in err and victim.name in err
+    assert "`thermal-hf convert` refuses the folder" in err
+    # --target cannot change a converted folder's samples: said, not ignored
+    assert main([str(ds), "--target", "keyframe"]) == 0
+    assert "target keyframe applies to raw folders only" in capsys.readouterr().err
+
+
 def test_stats_cli(datasets_dirs, capsys, tmp_path):
     _, ds = datasets_dirs
     assert main([str(ds)]) == 0

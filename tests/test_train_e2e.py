@@ -104,6 +104,20 @@ def test_two_processes_then_one_process_eval(synthetic_root, tmp_path):
     assert tuple(model.config.image_size) == (32, 48)
 
 
+def test_resuming_with_another_model_is_refused_naming_the_key(converted_dataset, tmp_path, capsys):
+    from thermal_hf.train import main
+
+    out = tmp_path / "run"
+    common = ["--dataset", converted_dataset, "--max_steps", "2", "--save_steps", "2", "--do_eval", "false"]
+    train_main("--output_dir", out, *common)
+    before = (out / "checkpoint-2" / "model.safetensors").read_bytes()
+    assert main([str(TINY), "--output_dir", str(out), "--resume_from_checkpoint", "true", "--max_steps", "4",
+                 "--stem_width", "32", *map(str, common[:2])]) == 2
+    err = capsys.readouterr().err
+    assert "holds another model than this recipe builds (stem_width: 64 in the checkpoint, 32 now" in err
+    assert (out / "checkpoint-2" / "model.safetensors").read_bytes() == before and not (out / "checkpoint-4").exists()
+
+
 def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     common = ["--dataset", converted_dataset, "--max_steps", "4", "--save_steps", "2", "--do_eval", "false"]
@@ -118,8 +132,8 @@ def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path):
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
-    opt_a = torch.load(full / "checkpoint-4" / "optimizer.pt", weights_only=False)["state"]
-    opt_b = torch.load(resumed / "checkpoint-4" / "optimizer.pt", weights_only=False)["state"]
+    opt_a = torch.load(full / "checkpoint-4" / "optimizer.pt", weights_only=True)["state"]
+    opt_b = torch.load(resumed / "checkpoint-4" / "optimizer.pt", weights_only=True)["state"]
     assert opt_a.keys() == opt_b.keys()
     for index in opt_a:
         assert float(opt_a[index]["step"]) == float(opt_b[index]["step"]) == 4.0

@@ -245,6 +245,13 @@ class DataArguments:
         _check_choice("sampling", self.sampling, SAMPLINGS)
         if self.num_frames < 1:
             raise RecipeError(f"recipe key 'num_frames': expected a positive integer; got {self.num_frames}")
+        for name in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise RecipeError(f"recipe key {name!r}: expected a positive number of samples or null (all); "
+                                  f"got {getattr(self, name)}")
+        for name in ("mixup_alpha", "cutmix_alpha"):
+            if getattr(self, name) < 0:
+                raise RecipeError(f"recipe key {name!r}: expected >= 0 (0 = off); got {getattr(self, name)}")
         if self.frame_rate is not None and not self.frame_rate > 0:
             raise RecipeError(f"recipe key 'frame_rate': expected a positive number of frames per second or null; "
                               f"got {self.frame_rate}")
@@ -304,6 +311,11 @@ class ThermalTrainingArguments(TrainingArguments):
         default=False, metadata={"help": "Harmless either way: the dataset yields only model inputs."}
     )
     lr_scheduler_type: str = field(default="cosine", metadata={"help": "Learning-rate schedule (cosine)."})
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata={"help": "Resume training: a checkpoint-N folder, or true / last for the last checkpoint in "
+                          "output_dir (training starts afresh, with a warning, when there is none)."},
+    )
     metric_for_best_model: str | None = field(
         default="mean_class_accuracy", metadata={"help": "Metric selecting the best checkpoint (eval_ prefix optional)."}
     )
@@ -380,6 +392,13 @@ class ThermalTrainingArguments(TrainingArguments):
 
     def __post_init__(self):
         _check_choice("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
+        if self.metric_for_best_model is not None:  # else a typo fails after the first evaluation, epochs in
+            from .training.metrics import COARSE_SCALAR_KEYS, SCALAR_KEYS
+
+            known = ("loss", *SCALAR_KEYS, *COARSE_SCALAR_KEYS)
+            if self.metric_for_best_model.removeprefix("eval_") not in known:
+                raise RecipeError(f"recipe key 'metric_for_best_model': expected one of {', '.join(known)} (eval_ "
+                                  f"prefix optional); got {self.metric_for_best_model!r}")
         _check_choice("loss", self.loss, LOSSES)
         if self.mixed_precision is not None:
             _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)

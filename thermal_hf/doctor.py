@@ -97,8 +97,11 @@ def check_data(checklist: Checklist, data_args, training_args):
         return None
     path = Path(data_args.dataset).expanduser()
     if not path.exists() and data_args.synthetic_if_missing:
-        checklist.add(WARN, "data folder", f"{path} missing: training will generate a synthetic dataset there")
-    elif not path.exists():
+        # Checking must not write: generating here would leave a synthetic folder behind a typo in the path.
+        checklist.add(WARN, "data folder", f"{path} missing: training will generate a synthetic dataset there "
+                      "(synthetic_if_missing: true); the data checks are skipped until it exists")
+        return None
+    if not path.exists():
         checklist.add(FAIL, "data folder", f"{path} not found (point the recipe at it with --dataset PATH)")
         return None
     elif is_converted_dataset(path):

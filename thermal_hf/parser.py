@@ -50,6 +50,26 @@ class ParsedRecipe:
         return self.model_args, self.data_args, self.training_args
 
 
+def _unique_key_loader():
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        """`yaml.safe_load`, except that a key given twice is an error: PyYAML keeps the last one without a word."""
+
+        def construct_mapping(self, node, deep=False):
+            seen = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is set twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "
+                        "keep one", key_node.start_mark)
+                seen[key] = key_node.start_mark.line
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
+
+
 def load_recipe(path: str | os.PathLike) -> tuple[dict, dict]:
     """Read a flat YAML recipe -> ``(keys, env)``. No key checking here (needs the dataclasses)."""
     import yaml
@@ -58,7 +78,7 @@ def load_recipe(path: str | os.PathLike) -> tuple[dict, dict]:
     if not path.is_file():
         raise RecipeError(f"recipe {path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_unique_key_loader())
     except yaml.YAMLError as err:
         raise RecipeError(f"recipe {path}: not valid YAML: {err}") from err
     if data is None:

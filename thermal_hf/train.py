@@ -14,6 +14,7 @@ whole recordings out of training (all splits pooled), which is how ``thermal-hf 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -72,12 +73,17 @@ def resolve_dataset(data_args, training_args) -> Path:
             if training_args.process_index == 0:
                 from .data.synthetic import generate_dataset
 
-                logger.info(f"{path} not found: generating a synthetic dataset there (synthetic_if_missing)")
+                logger.warning(f"{path} not found: generating a SYNTHETIC dataset there and training on it "
+                               "(synthetic_if_missing: true); if the path has a typo, fix it and set "
+                               "synthetic_if_missing: false")
                 generate_dataset(path, recordings=data_args.synthetic_recordings, seed=data_args.split_seed)
         options = data_args.conversion_options()
         if not is_converted_dataset(path):
-            logger.info(f"converting {path} (cached by options {options})")
-        return ensure_converted(path, cache_dir=data_args.cache_dir, **options)
+            logger.info(f"{path} is a raw dataset: converted once per set of options into the cache ({options})")
+        converted = ensure_converted(path, cache_dir=data_args.cache_dir, **options)
+        if converted != path:
+            logger.info(f"converted dataset: {converted}")
+        return converted
 
 
 def split_by_recordings(dataset, eval_recordings: list[str], dataset_path) -> tuple:
@@ -212,6 +218,47 @@ def import_pretrained(model_args, data_args, training_args, label_names) -> str:
                 **overrides,
             )
     return str(target)
+
+
+def check_model_source(model_args, training_args) -> None:
+    """Fail on a model key that cannot work before the data is converted (not with a traceback, or never)."""
+    from .predict import is_local_model_path
+
+    source = model_args.model_name_or_path
+    if source and is_local_model_path(source) and not (Path(source).expanduser() / "config.json").is_file():
+        raise RecipeError(
+            f"recipe key 'model_name_or_path': {source} is not a saved model folder (no config.json); expected a "
+            "training run's output_dir, one of its checkpoint-N folders, or a Hub id ORG/NAME"
+        )
+    if not training_args.do_train and not source:
+        raise RecipeError(
+            "recipe key 'do_train' is false but 'model_name_or_path' is not set: give the trained model to evaluate "
+            "(an untrained model's scores say nothing)"
+        )
+
+
+def check_resume_matches(checkpoint: str, config) -> None:
+    """The recipe must build the model the checkpoint holds; else resuming fails deep in torch, or trains another
+    model on the old optimiser state."""
+    if not (Path(checkpoint) / "config.json").is_file():
+        raise RecipeError(f"recipe key 'resume_from_checkpoint': {checkpoint} holds no config.json (not a checkpoint)")
+    # Read back through the config class, so both sides carry the same defaults and key types.
+    saved, ours = type(config).from_pretrained(checkpoint).to_dict(), config.to_dict()
+    # The model's own documented kwargs and its classes; transformers' generic keys (use_cache, ...) are set by
+    # the Trainer as it goes.
+    from transformers import PretrainedConfig
+
+    generic = inspect.signature(PretrainedConfig.__init__).parameters
+    keys = [n for n in inspect.signature(type(config).__init__).parameters if n in ours and n not in generic]
+    keys.append("id2label")
+    differing = [k for k in keys if saved.get(k) != ours.get(k)]
+    if differing:
+        shown = "; ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {ours.get(k)!r} now" for k in differing[:6])
+        raise RecipeError(
+            f"recipe key 'resume_from_checkpoint': {checkpoint} holds another model than this recipe builds ({shown}"
+            f"{'; ...' if len(differing) > 6 else ''}); resume with the recipe it was trained with (its recipe.yaml "
+            "is in the output_dir) or start afresh"
+        )
 
 
 def check_architecture(model_args, data_args) -> None:
@@ -417,6 +464,7 @@ def run(parsed: ParsedRecipe) -> dict:
 
     # data
     check_architecture(model_args, data_args)
+    check_model_source(model_args, training_args)
     data = load_data(data_args, training_args)
     dataset_path, label_names, train_split, eval_split = data.path, data.label_names, data.train, data.eval
 
@@ -447,7 +495,10 @@ def run(parsed: ParsedRecipe) -> dict:
     output_dir = Path(training_args.output_dir)
     metrics: dict = {}
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=resolve_resume(training_args))
+        resume = resolve_resume(training_args)
+        if resume is not None:
+            check_resume_matches(resume, trainer.model.config)
+        result = trainer.train(resume_from_checkpoint=resume)
         if training_args.world_size > 1:
             broadcast_buffers(trainer.model)
         if training_args.retrain_classifier:  # before saving: the saved model is the re-trained one

@@ -23,6 +23,7 @@ import inspect
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 import uuid
@@ -234,6 +235,43 @@ def _check_output_dir(output_dir: Path, data_root: Path, overwrite: bool) -> Non
                            "(pass overwrite=True / --overwrite, or choose another folder)")
 
 
+_TMP_INFIX = ".converting-"
+_OWNER_FILE = ".owner"  # "HOST PID" of the conversion writing the hidden folder
+
+
+def _raise_on_sigterm():
+    """Make SIGTERM (`kill`, a scheduler's cancel) raise SystemExit while converting, so the half-written hidden
+    folder is removed as on Ctrl-C; returns the function that restores the previous handler. Only from the main
+    thread and over the default handler (an application's own handler is left alone)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return lambda: None
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _remove_abandoned_conversions(output_dir: Path) -> None:
+    """Delete hidden folders of earlier conversions into `output_dir` whose process is gone (killed outright: a
+    SIGKILL, a machine's out-of-memory killer), so they do not pile up beside it (hundreds of MB each)."""
+    host = socket.gethostname()
+    for tmp in output_dir.parent.glob(f".{output_dir.name}{_TMP_INFIX}*"):
+        try:
+            owner_host, pid = (tmp / _OWNER_FILE).read_text().split()
+            if owner_host != host:
+                continue  # another machine's (a shared file system): it may still be running
+            os.kill(int(pid), 0)
+        except ProcessLookupError:  # the process that wrote it no longer exists
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (OSError, ValueError):  # no owner record, or a process we may not signal: leave it
+            continue
+
+
 def _swap_into_place(tmp: Path, output_dir: Path) -> None:
     """Rename ``tmp`` to ``output_dir``; an existing ``output_dir`` is moved aside first and restored on failure."""
     old = None
@@ -340,10 +378,13 @@ def convert_dataset(
 
     # 2. write into a hidden folder beside the output, then rename it into place
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_dir.parent / f".{output_dir.name}.converting-{uuid.uuid4().hex[:8]}"
+    _remove_abandoned_conversions(output_dir)
+    tmp = output_dir.parent / f".{output_dir.name}{_TMP_INFIX}{uuid.uuid4().hex[:8]}"
     scratch = tmp / "_scratch"
     scratch.mkdir(parents=True)
+    (tmp / _OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
     padded = dict.fromkeys(SPLITS, 0)
+    restore_sigterm = _raise_on_sigterm()
     try:
         row_bytes = num_frames * height * width * 4
         batch = max(1, _WRITER_BATCH_BYTES // row_bytes)
@@ -409,10 +450,13 @@ def convert_dataset(
         report.seconds = time.perf_counter() - t0
         meta["seconds"] = round(report.seconds, 3)
         (tmp / CONVERSION_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        (tmp / _OWNER_FILE).unlink()
         _swap_into_place(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        restore_sigterm()
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -423,6 +467,9 @@ def _skip_dict(p: Problem) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- cache
+# The options that define a window's frames: a folder made with others holds windows a model was not made for.
+_WINDOW_OPTIONS = ("num_frames", "frame_rate")
+
 _OPTION_DEFAULTS = {
     name: p.default for name, p in inspect.signature(convert_dataset).parameters.items()
     if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("overwrite", "show_progress")
@@ -470,6 +517,15 @@ def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = Non
         # An option a folder does not record was made with its default (frame_rate came later: absent = None).
         recorded = {**{k: v for k, v in _OPTION_DEFAULTS.items() if k == "frame_rate"}, **recorded}
         differing = {k: (recorded.get(k), v) for k, v in options.items() if k in recorded and recorded[k] != v}
+        window = {k: v for k, v in differing.items() if k in _WINDOW_OPTIONS}
+        if window:  # a model trained or scored on windows it was not made for: padded or cut, silently
+            asked = " ".join(f"--{k} {v[1]}" for k, v in window.items() if v[1] is not None)
+            raise ThermalDataError(
+                f"{path} holds windows made with " + ", ".join(f"{k} {v[0]}" for k, v in window.items())
+                + ", but " + ", ".join(f"{k} {v[1]}" for k, v in window.items()) + " were asked for: give the raw "
+                f"dataset folder (converted once with the asked options), convert again (`thermal-hf convert RAW OUT "
+                f"{asked}`), or set the recipe to the folder's values"
+            )
         if differing:
             warnings.warn(f"{path} is already converted with different options {differing} (recorded, requested); "
                           "using it as is", stacklevel=2)

@@ -350,6 +350,8 @@ def load_annotations(root: str | Path, split: str, categories: list[Category] | 
     image_ids = {im.id for im in out.images}
     bad_image_ids = set(id_counts) - image_ids
     valid_cat_ids = {c.id for c in cats}
+    cat_names = {c.id: c.name for c in cats}
+    ann_id_counts = Counter(str(a["id"]) for a in data["annotations"] if isinstance(a, dict) and "id" in a)
     for i, a in enumerate(data["annotations"]):
         if not isinstance(a, dict):
             out.problems.append(Problem(rel, f"annotations[{i}]", f"is {a!r}; expected an object"))
@@ -357,6 +359,11 @@ def load_annotations(root: str | Path, split: str, categories: list[Category] | 
         ann_id = a.get("id", i)
         image_id = str(a.get("image_id"))
         where = f"annotation {ann_id} (image {image_id})"
+        if "id" in a and ann_id_counts[str(ann_id)] > 1:  # a copied entry would become a second sample
+            out.problems.append(Problem(rel, where, f"annotation id appears {ann_id_counts[str(ann_id)]} times; "
+                                        "expected unique annotation ids", image_id=image_id, annotation_id=ann_id))
+            out.tainted_image_ids.add(image_id)
+            continue
         if image_id not in image_ids:
             if image_id not in bad_image_ids:  # a broken image was reported already
                 out.problems.append(Problem(rel, where, "refers to an image id that is not in 'images'; expected "
@@ -367,6 +374,9 @@ def load_annotations(root: str | Path, split: str, categories: list[Category] | 
         reasons = []
         if isinstance(cat, bool) or not isinstance(cat, int) or cat not in valid_cat_ids:
             reasons.append(f"category_id {cat!r} is not in the categories (expected one of {sorted(valid_cat_ids)})")
+        elif "category_name" in a and a["category_name"] != cat_names[cat]:
+            reasons.append(f"category_name {a['category_name']!r} contradicts category_id {cat} "
+                           f"({cat_names[cat]!r}); expected both to name the same category")
         if box is None:
             reasons.append(f"bbox {a.get('bbox')!r} is not 4 finite numbers [cx, cy, w, h]")
         elif not all(0.0 <= v <= 1.0 for v in box):

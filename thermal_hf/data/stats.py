@@ -18,26 +18,37 @@ from ..errors import ThermalDataError
 from .class_weights import WEIGHTINGS, class_weights
 
 
-def split_class_counts(dataset_dir: str | Path, target: str = "person") -> tuple[list[str], dict[str, np.ndarray]]:
-    """``(class_names, {split: int64[K] counts})`` of a converted dataset (or a raw one, counted by ``target``)."""
-    from .convert import SPLITS, _is_raw_dataset, is_converted_dataset, load_converted
+def split_class_counts(dataset_dir: str | Path, target: str | None = None) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``(class_names, {split: int64[K] counts})`` of a converted dataset (or a raw one, counted by ``target``,
+    default ``person``). A raw folder's samples that `thermal-hf convert` would refuse are left out, with a warning
+    naming them."""
+    from .convert import SPLITS, _is_raw_dataset, is_converted_dataset, load_converted, read_conversion_info
 
     path = Path(dataset_dir).expanduser()
     if is_converted_dataset(path):
+        made_with = read_conversion_info(path).get("options", {}).get("target")
+        if target is not None and target != made_with:
+            warnings.warn(f"{path} is converted (target {made_with}): its samples are counted as they are; "
+                          f"target {target} applies to raw folders only", stacklevel=2)
         dd = load_converted(path)
         names = list(dd["train"].features["label"].names)
         # read only the label column (Arrow), never the frames
         return names, {s: np.bincount(np.asarray(dd[s].data.column("label")), minlength=len(names)).astype(np.int64)
                        for s in dd}
     if _is_raw_dataset(path):
-        from .recordings import DatasetSource
+        from .recordings import DatasetSource, format_problems
         from .windows import build_samples
 
         source = DatasetSource.open(path, skip_invalid=True, check_frames=False)
+        if source.skipped:  # convert refuses these; counting them silently out would misstate the dataset
+            warnings.warn(format_problems(path, source.skipped, can_skip=False).replace(
+                "problem(s) in", "problem(s) left out of these counts, in", 1)
+                + "\n`thermal-hf convert` refuses the folder until they are fixed (--skip_invalid leaves the same "
+                "samples out)", stacklevel=2)
         names = source.class_names
         counts = {}
         for s in SPLITS:
-            specs, _ = build_samples(source.splits[s], target)
+            specs, _ = build_samples(source.splits[s], target or "person")
             counts[s] = np.bincount([x.label for x in specs], minlength=len(names)).astype(np.int64)
         return names, counts
     if not path.exists():
@@ -69,19 +80,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "proportional to 1/sqrt(n_c); effective_number: Cui et al. 2019 (--beta); none: all ones. "
                         "Otherwise classes absent from train get 0 and a warning")
     p.add_argument("--beta", type=float, default=0.999, help="beta of effective_number (default 0.999)")
-    p.add_argument("--target", choices=("person", "keyframe"), default="person",
-                   help="only for a raw dataset folder: which samples to count (default person)")
+    p.add_argument("--target", choices=("person", "keyframe"), default=None,
+                   help="only for a raw dataset folder: which samples to count (default person); a converted "
+                        "folder counts the samples it was made with")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        names, counts = split_class_counts(args.dataset_dir, target=args.target)
-        if "train" not in counts:
-            raise ThermalDataError(f"{args.dataset_dir}: no 'train' split to compute class weights from")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
+            names, counts = split_class_counts(args.dataset_dir, target=args.target)
+            if "train" not in counts:
+                raise ThermalDataError(f"{args.dataset_dir}: no 'train' split to compute class weights from")
             weights = class_weights(counts["train"], args.weighting, beta=args.beta, class_names=names)
     except (ThermalDataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

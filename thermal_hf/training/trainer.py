@@ -217,7 +217,9 @@ class ThermalTrainer(Trainer):
         from thermal_hf.data.class_weights import class_weights
 
         counts = self.train_dataset.class_counts(self.num_labels)
-        return class_weights(counts, method=method, beta=self.args.class_weight_beta)
+        id2label = self.model.config.id2label
+        names = [str(id2label.get(i, i)) for i in range(self.num_labels)]
+        return class_weights(counts, method=method, beta=self.args.class_weight_beta, class_names=names)
 
     def _logit_offsets_from_dataset(self) -> torch.Tensor | None:
         """``tau * log(prior)`` of the training classes; 0 for classes absent from training (no margin to learn)."""
