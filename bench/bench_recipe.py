@@ -364,7 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("recipes", nargs="*", default=[str(REPO / "recipes" / "thermal_native.yaml")],
                    help="recipe YAML files (default: recipes/thermal_native.yaml; bench/run_all.py runs that)")
-    p.add_argument("--real-data", default=None, help="raw or converted dataset folder (default: synthetic)")
+    p.add_argument("--real-data", default=None,
+                   help="raw dataset folder (each recipe converts it with its own windows), or a converted folder "
+                        "whose windows match every recipe's num_frames and frame_rate (default: synthetic)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--bf16", action="store_true", help="bf16 training (TrainingArguments) and autocast inference")
     p.add_argument("--channels-last", action="store_true", help="model.to(memory_format=torch.channels_last_3d)")

@@ -13,8 +13,9 @@ For each configuration:
 Configurations: tiny (depth 18, 16 frames, 32 x 48: the tests' model) and native (SlowFast R50, 64 frames at
 the sensor's 40 x 60, i.e. no upsampling); on a GPU machine add ``--configs r50_256x384`` (the old integration's
 input) and ``--device cuda --bf16``.
-Data: ``--real-data`` (raw folder, converted into a temporary cache, or a converted folder), else a synthetic
-dataset generated into a temporary folder.
+Data: ``--real-data`` (a raw folder, converted per config into a temporary cache, or a converted folder whose
+windows every config's ``num_frames`` matches: another length is refused), else a synthetic dataset generated
+into a temporary folder.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def bench_trainer(model, train_ds, processor, batch_size: int, steps: int, tmp: 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--real-data", default=None, help="raw or converted dataset folder (default: synthetic)")
+    parser.add_argument("--real-data", default=None,
+                        help="raw dataset folder (each config converts it with its own window length), or a "
+                             "converted folder whose windows every config's num_frames matches (default: synthetic)")
     parser.add_argument("--configs", nargs="+", default=["tiny", "native"], choices=sorted(CONFIGS))
     parser.add_argument("--steps", type=int, default=6, help="timed steps per measurement")
     parser.add_argument("--device", default="cpu")

@@ -198,9 +198,8 @@ def test_a_terminated_or_killed_conversion_leaves_nothing_behind(raw, tmp_path, 
     import os
     import signal
     import socket
-    import subprocess
-    import sys
 
+    fcntl = pytest.importorskip("fcntl")
     out = tmp_path / "ds"
     # SIGTERM half-way through: the hidden folder goes, as on Ctrl-C
     calls = {"n": 0}
@@ -217,16 +216,19 @@ def test_a_terminated_or_killed_conversion_leaves_nothing_behind(raw, tmp_path, 
         convert_dataset(raw, out, num_frames=4)
     assert list(tmp_path.iterdir()) == [] and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     monkeypatch.undo()
-    # a hidden folder of a process killed outright (SIGKILL) is removed by the next conversion into the same
-    # place; one whose process still runs, or of another machine, is left alone
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    # a hidden folder of a process killed outright (SIGKILL: its lock is gone) is removed by the next conversion
+    # into the same place; one whose conversion still runs (holds the lock), or of another machine, is left alone
     host = socket.gethostname()
-    owners = {"killed": f"{host} {dead.stdout.strip()}", "running": f"{host} {os.getpid()}",
-              "elsewhere": f"another-host {dead.stdout.strip()}"}
+    owners = {"killed": f"{host} 123", "running": f"{host} 456", "elsewhere": "another-host 789"}
     for name, owner in owners.items():
         (tmp_path / f".ds.converting-{name}").mkdir()
         (tmp_path / f".ds.converting-{name}" / ".owner").write_text(owner)
-    convert_dataset(raw, out, num_frames=4)
+    running = open(tmp_path / ".ds.converting-running" / ".owner")
+    fcntl.flock(running, fcntl.LOCK_EX)
+    try:
+        convert_dataset(raw, out, num_frames=4)
+    finally:
+        running.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [".ds.converting-elsewhere", ".ds.converting-running", "ds"]
     assert not (out / ".owner").exists()
 
@@ -281,7 +283,7 @@ def test_ensure_converted_cache(raw, tmp_path, monkeypatch, converted):
     # Windows of another length or rate would be padded or cut without a word: refused, naming both values.
     with pytest.raises(ThermalDataError, match=f"num_frames {recorded['num_frames']}, but num_frames 16 were asked"):
         ensure_converted(out, num_frames=16)
-    with pytest.raises(ThermalDataError, match="frame_rate None, but frame_rate 1.5 were asked"):
+    with pytest.raises(ThermalDataError, match=r"frame_rate none \(consecutive recorded frames\), but frame_rate 1.5 were asked"):
         ensure_converted(out, frame_rate=1.5)
     with pytest.raises(ThermalDataError, match="unknown conversion option"):
         ensure_converted(raw, frames=3)

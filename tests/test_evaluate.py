@@ -297,3 +297,15 @@ def test_missing_model_or_dataset_folder_is_named(tiny_model_dir, converted_data
     assert main(["--model", str(tiny_model_dir), "--dataset", str(tmp_path / "outputs"), "--output_dir",
                  str(tmp_path / "o")]) == 2
     assert "neither a converted thermal-hf dataset" in capsys.readouterr().err
+
+
+def test_windows_the_model_was_not_made_for_are_refused(tiny_model_dir, synthetic_root, tmp_path, capsys):
+    """A model of consecutive frames scored on a folder resampled at 2 frames/s (or the other way round) would
+    be scored on windows it never saw: refused, naming both values."""
+    from thermal_hf.data.convert import convert_dataset
+
+    resampled = tmp_path / "resampled"
+    convert_dataset(synthetic_root, resampled, num_frames=16, frame_rate=2.0)
+    assert main(["--model", str(tiny_model_dir), "--dataset", str(resampled), "--output_dir", str(tmp_path / "o")]) == 2
+    assert "holds windows made with frame_rate 2.0, but frame_rate none (consecutive recorded frames) were asked" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -164,8 +164,15 @@ def test_bad_values(tmp_path):
 
 
 def test_a_key_set_twice_in_the_yaml_is_refused(tmp_path):
+    import yaml
+
+    from thermal_hf.parser import _unique_key_loader
+
     with pytest.raises(RecipeError, match="key 'learning_rate' is set twice \\(lines 2 and 4\\)"):
         parse(tmp_path, text="model_depth: 18\nlearning_rate: 0.002\nnum_frames: 16\nlearning_rate: 0.1\n")
+    # YAML's own merge key is not a key set twice, and still merges
+    text = "base: &b {a: 1, b: 2}\nother:\n  <<: *b\n  b: 3\n"
+    assert yaml.load(text, Loader=_unique_key_loader()) == yaml.safe_load(text)
 
 
 def test_test_time_views_reach_the_model_config(tmp_path):

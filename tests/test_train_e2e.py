@@ -162,3 +162,27 @@ def test_two_processes_average_weights_into_one_model(synthetic_root, tmp_path):
                                 "--weight_averaging_start", "0")
     assert "mean of the weights at the end of the last 2 epochs" in proc.stdout
     assert_one_process_evaluates_alike(out, tmp_path, common)
+
+
+def test_a_recipe_fine_tunes_an_imported_zoo_checkpoint(converted_dataset, tmp_path, capsys):
+    """`pretrained` imports a pytorchvideo checkpoint (here a bare state dict named .pth, which `auto` takes for
+    MMAction2: the error names the recipe key to set), then trains from its backbone."""
+    from test_convert_checkpoint import make_pytorchvideo_net
+
+    from thermal_hf.train import main
+
+    net = make_pytorchvideo_net(depth=18)
+    checkpoint = tmp_path / "zoo_r18.pth"
+    torch.save(net.state_dict(), checkpoint)
+    common = [str(TINY), "--dataset", str(converted_dataset), "--max_steps", "1", "--do_eval", "false",
+              "--save_strategy", "no", "--pretrained", str(checkpoint)]
+    assert main([*common, "--output_dir", str(tmp_path / "auto")]) == 2
+    assert "set the recipe key pretrained_format: pytorchvideo" in capsys.readouterr().err
+
+    out = tmp_path / "run"
+    assert main([*common, "--output_dir", str(out), "--pretrained_format", "pytorchvideo"]) == 0
+    conversion = json.loads((out / "pretrained_import" / "conversion.json").read_text())
+    assert conversion["source"]["format"] == "pytorchvideo" and conversion["backbone_tensors_loaded"] > 0
+    imported = load_file(out / "pretrained_import" / "model.safetensors")
+    key = "slowfast.blocks.0.multipathway_blocks.0.conv.weight"
+    torch.testing.assert_close(imported[key], net.state_dict()[key.removeprefix("slowfast.")])

@@ -422,8 +422,9 @@ def training_conversion_options(model_dir, model, processor=None, *, raw: bool =
     length and frame rate are the model's own (its config and its processor), whatever the recipe says.
     """
     options = {"num_frames": int(model.config.num_frames)}
-    if getattr(processor, "frame_rate", None) is not None:
-        options["frame_rate"] = float(processor.frame_rate)
+    if processor is not None:  # None too: a model trained on consecutive frames must not be scored on resampled ones
+        rate = getattr(processor, "frame_rate", None)
+        options["frame_rate"] = None if rate is None else float(rate)
     recipe = _training_recipe(model_dir)
     if recipe is None:
         if raw:  # a converted folder is used as it was made: the options only check it

@@ -59,7 +59,13 @@ def _unique_key_loader():
         def construct_mapping(self, node, deep=False):
             seen = {}
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`, expanded by the parent method
+                    continue
                 key = self.construct_object(key_node, deep=deep)
+                try:
+                    hash(key)
+                except TypeError:  # an unhashable key: the parent method reports it as YAML
+                    continue
                 if key in seen:
                     raise yaml.constructor.ConstructorError(
                         None, None, f"key {key!r} is set twice (lines {seen[key] + 1} and {key_node.start_mark.line + 1}); "

@@ -18,6 +18,7 @@ import inspect
 import json
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,17 +207,22 @@ def import_pretrained(model_args, data_args, training_args, label_names) -> str:
     with training_args.main_process_first(local=False, desc="checkpoint import"):
         if training_args.process_index == 0:
             logger.info(f"importing {checkpoint} ({_pretrained_format(model_args)}) into {target}")
-            import_checkpoint(
-                checkpoint,
-                target,
-                format=_pretrained_format(model_args),
-                num_labels=len(label_names),
-                labels=label_names,
-                model_depth=model_args.model_depth,
-                seed=training_args.seed,
-                num_frames=data_args.num_frames,
-                **overrides,
-            )
+            try:
+                import_checkpoint(
+                    checkpoint,
+                    target,
+                    format=_pretrained_format(model_args),
+                    num_labels=len(label_names),
+                    labels=label_names,
+                    model_depth=model_args.model_depth,
+                    seed=training_args.seed,
+                    num_frames=data_args.num_frames,
+                    **overrides,
+                )
+            except CheckpointError as err:  # its hints name the CLI flags; here they are recipe keys
+                message = re.sub(r"(pass )?--format (\w+)", r"set the recipe key pretrained_format: \2", str(err))
+                message = re.sub(r"pass --model_depth (\d+)", r"set the recipe key model_depth: \1", message)
+                raise CheckpointError(message) from None
     return str(target)
 
 
@@ -237,11 +243,16 @@ def check_model_source(model_args, training_args) -> None:
         )
 
 
+# Config keys a resumed run may change: they leave the weights' shapes alone (evaluation views, dropout rate, the
+# head's initialisation, used only before the first step).
+_RESUMABLE_CONFIG_KEYS = {"test_time_views", "dropout", "head_init_std"}
+
+
 def check_resume_matches(checkpoint: str, config) -> None:
     """The recipe must build the model the checkpoint holds; else resuming fails deep in torch, or trains another
     model on the old optimiser state."""
     if not (Path(checkpoint) / "config.json").is_file():
-        raise RecipeError(f"recipe key 'resume_from_checkpoint': {checkpoint} holds no config.json (not a checkpoint)")
+        return  # a sharded (FSDP) checkpoint: the Trainer checks what it loads
     # Read back through the config class, so both sides carry the same defaults and key types.
     saved, ours = type(config).from_pretrained(checkpoint).to_dict(), config.to_dict()
     # The model's own documented kwargs and its classes; transformers' generic keys (use_cache, ...) are set by
@@ -249,7 +260,8 @@ def check_resume_matches(checkpoint: str, config) -> None:
     from transformers import PretrainedConfig
 
     generic = inspect.signature(PretrainedConfig.__init__).parameters
-    keys = [n for n in inspect.signature(type(config).__init__).parameters if n in ours and n not in generic]
+    keys = [n for n in inspect.signature(type(config).__init__).parameters
+            if n in ours and n not in generic and n not in _RESUMABLE_CONFIG_KEYS]
     keys.append("id2label")
     differing = [k for k in keys if saved.get(k) != ours.get(k)]
     if differing:

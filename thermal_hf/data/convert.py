@@ -256,20 +256,39 @@ def _raise_on_sigterm():
     return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
+def _hold_owner_lock(tmp: Path):
+    """Write ``HOST PID`` into `tmp`'s owner file and hold an exclusive lock on it until the returned file is
+    closed; the kernel drops the lock when the process dies, however it dies. None where there is no flock."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no sweep of abandoned folders either
+        return None
+    handle = open(tmp / _OWNER_FILE, "w")  # noqa: SIM115  (held open for the whole conversion)
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    handle.write(f"{socket.gethostname()} {os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
 def _remove_abandoned_conversions(output_dir: Path) -> None:
     """Delete hidden folders of earlier conversions into `output_dir` whose process is gone (killed outright: a
-    SIGKILL, a machine's out-of-memory killer), so they do not pile up beside it (hundreds of MB each)."""
+    SIGKILL, a machine's out-of-memory killer), so they do not pile up beside it (hundreds of MB each). A folder
+    is abandoned when its owner file, written on this machine, is no longer locked: a running conversion holds the
+    lock, in whatever process namespace it runs."""
+    try:
+        import fcntl
+    except ImportError:
+        return
     host = socket.gethostname()
     for tmp in output_dir.parent.glob(f".{output_dir.name}{_TMP_INFIX}*"):
         try:
-            owner_host, pid = (tmp / _OWNER_FILE).read_text().split()
-            if owner_host != host:
-                continue  # another machine's (a shared file system): it may still be running
-            os.kill(int(pid), 0)
-        except ProcessLookupError:  # the process that wrote it no longer exists
-            shutil.rmtree(tmp, ignore_errors=True)
-        except (OSError, ValueError):  # no owner record, or a process we may not signal: leave it
+            with open(tmp / _OWNER_FILE, "r+") as handle:
+                if handle.read().split()[:1] != [host]:
+                    continue  # another machine's (a shared file system), or no record: leave it
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while its conversion runs
+        except OSError:  # locked (running), or no owner file (an older version's folder): leave it
             continue
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _swap_into_place(tmp: Path, output_dir: Path) -> None:
@@ -382,7 +401,7 @@ def convert_dataset(
     tmp = output_dir.parent / f".{output_dir.name}{_TMP_INFIX}{uuid.uuid4().hex[:8]}"
     scratch = tmp / "_scratch"
     scratch.mkdir(parents=True)
-    (tmp / _OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
+    owner = _hold_owner_lock(tmp)
     padded = dict.fromkeys(SPLITS, 0)
     restore_sigterm = _raise_on_sigterm()
     try:
@@ -450,13 +469,17 @@ def convert_dataset(
         report.seconds = time.perf_counter() - t0
         meta["seconds"] = round(report.seconds, 3)
         (tmp / CONVERSION_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        (tmp / _OWNER_FILE).unlink()
+        if owner is not None:
+            owner.close()
+            (tmp / _OWNER_FILE).unlink()
         _swap_into_place(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         restore_sigterm()
+        if owner is not None:
+            owner.close()
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -520,9 +543,12 @@ def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = Non
         window = {k: v for k, v in differing.items() if k in _WINDOW_OPTIONS}
         if window:  # a model trained or scored on windows it was not made for: padded or cut, silently
             asked = " ".join(f"--{k} {v[1]}" for k, v in window.items() if v[1] is not None)
+            def said(key, value):
+                return f"{key} none (consecutive recorded frames)" if value is None else f"{key} {value}"
+
             raise ThermalDataError(
-                f"{path} holds windows made with " + ", ".join(f"{k} {v[0]}" for k, v in window.items())
-                + ", but " + ", ".join(f"{k} {v[1]}" for k, v in window.items()) + " were asked for: give the raw "
+                f"{path} holds windows made with " + ", ".join(said(k, v[0]) for k, v in window.items())
+                + ", but " + ", ".join(said(k, v[1]) for k, v in window.items()) + " were asked for: give the raw "
                 f"dataset folder (converted once with the asked options), convert again (`thermal-hf convert RAW OUT "
                 f"{asked}`), or set the recipe to the folder's values"
             )

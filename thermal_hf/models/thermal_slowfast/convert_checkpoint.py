@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import numbers
 import re
 import sys
 from collections.abc import Sequence
@@ -325,7 +326,7 @@ def _mismatch_message(origin: str, missing: list[str], unexpected: list[str], mi
 
 
 def _label_names(num_labels: int, labels: Sequence[str] | None) -> list[str]:
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+    if isinstance(num_labels, bool) or not isinstance(num_labels, numbers.Integral) or num_labels < 1:
         raise ValueError(f"num_labels must be a positive integer (the classes of the new head), got {num_labels!r}")
     if labels is not None:
         labels = [str(name) for name in labels]
@@ -400,6 +401,7 @@ def import_checkpoint(
     if output_dir.exists() and not output_dir.is_dir():
         raise CheckpointError(f"{output_dir}: the output folder is an existing file; give a folder")
     names = _label_names(num_labels, labels)
+    num_labels = int(num_labels)
     raw = load_source_state_dict(path, format)
     if format == "mmaction2":
         source, unexpected = mmaction2_to_pytorchvideo(raw)
