@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_data.py [--real-data PATH] [--num_frames 64] [--reads 400]
 
-Without --real-data (or when the folder is absent) it generates a synthetic dataset first (needs
-thermal_hf.data.synthetic). Every row reads the same windows (same seed); "+ clean/normalize" rows also run
+Without --real-data it reads ../shared/datasets/thermal_action_v1 beside the repository, or, when that is absent,
+generates a synthetic dataset first (thermal_hf.data.synthetic); a --real-data folder that is not a raw dataset
+is an error. Every row reads the same windows (same seed); "+ clean/normalize" rows also run
 `thermal_hf.data.transforms.repair_invalid` + `normalize`, the per-sample CPU work of the training transform.
 Prints a markdown table.
 """
@@ -47,16 +48,19 @@ def _clean(frames: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--real-data", type=Path, default=REPO.parent / "shared" / "datasets" / "thermal_action_v1")
+    p.add_argument("--real-data", type=Path, default=None,
+                   help="raw dataset folder (default: ../shared/datasets/thermal_action_v1 if present, else synthetic)")
     p.add_argument("--num_frames", type=int, default=64)
     p.add_argument("--reads", type=int, default=400, help="samples read per random-access row")
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.real_data is not None and not (args.real_data / "annotations").is_dir():
+        p.error(f"--real-data {args.real_data}: not a raw dataset folder (no annotations/ folder)")
 
     work = Path(tempfile.mkdtemp(prefix="bench_data_"))
     try:
-        root = args.real_data
+        root = args.real_data or REPO.parent / "shared" / "datasets" / "thermal_action_v1"
         if not (root / "annotations").is_dir():
             from thermal_hf.data.synthetic import generate_dataset
 

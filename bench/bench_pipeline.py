@@ -117,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--real-data", type=Path, default=None, help="real dataset root (a real clip is used)")
     p.add_argument("--models", nargs="+", default=["tiny", "r50"], choices=sorted(MODELS))
     args = p.parse_args(argv)
+    if args.real_data is not None and not any((args.real_data / "frames").glob("*.h5")):
+        p.error(f"--real-data {args.real_data}: no recording in {args.real_data / 'frames'} (expected a raw dataset)")
     rows = [bench(name, args.device, args.repeats, args.real_data, flush) for name in args.models
             for flush in ((False, True) if args.device == "cpu" else (False,))]
     print(f"device: {args.device} ({torch.get_num_threads()} torch threads), batch 1, median of {args.repeats}, "

@@ -390,9 +390,20 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--bf16 is for --device cuda (CPU bf16 autocast is not what these recipes run on a CPU)")
     if args.steps < 1 or args.warmup_steps < 0:
         p.error("--steps must be >= 1 and --warmup-steps >= 0")
+    missing = [r for r in args.recipes if not Path(r).is_file()]
+    if missing:
+        p.error(f"recipe file(s) not found: {', '.join(map(str, missing))}")
+    if args.real_data is not None and not Path(args.real_data).is_dir():
+        p.error(f"--real-data {args.real_data}: folder not found")
 
     if args._result is not None:
-        args._result.write_text(json.dumps(measure(args.recipes[0], args)))
+        from thermal_hf.errors import CheckpointError, RecipeError, ThermalDataError
+
+        try:
+            args._result.write_text(json.dumps(measure(args.recipes[0], args)))
+        except (RecipeError, ThermalDataError, CheckpointError) as err:  # the parent's row says "failed"
+            print(f"error: {args.recipes[0]}: {err}", file=sys.stderr)
+            return 2
         return 0
 
     # One child process per recipe (per-recipe peak RSS, the recipe's env: applied before torch loads).

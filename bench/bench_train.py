@@ -113,6 +113,8 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--bf16", action="store_true")
     args = parser.parse_args(argv)
+    if args.real_data is not None and not Path(args.real_data).is_dir():
+        parser.error(f"--real-data {args.real_data}: folder not found")
 
     import thermal_hf  # noqa: F401
     from thermal_hf.data.transforms import AugmentationConfig

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -233,6 +234,32 @@ def test_grouped_seeds_reuse_and_reproducibility(small_dataset, tmp_path, capsys
 
 
 @pytest.mark.slow
+def test_a_run_made_on_other_data_is_trained_again(small_dataset, tmp_path, capsys):
+    """Reuse checks the data as well as the recipe: relabelled annotations (same files, same clip counts) must not
+    be scored with the predictions of a model trained on the old labels."""
+    raw, cache = small_dataset
+    copy = tmp_path / "raw"
+    shutil.copytree(raw, copy)
+    argv = [str(TINY), "--dataset", str(copy), "--protocol", "given", "--output", str(tmp_path / "b"), *_extras(cache)]
+    assert main(argv) == 0
+    assert main(argv) == 0 and "(reused)" in capsys.readouterr().out
+    for split in ("train", "val"):
+        path = copy / "annotations" / f"{split}.json"
+        data = json.loads(path.read_text())
+        names = {c["id"]: c["name"] for c in data["categories"]}
+        for ann in data["annotations"]:
+            ann["category_id"] = 1  # everybody stands now
+            ann["category_name"] = names[1]
+        path.write_text(json.dumps(data))
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "is trained again: it was made on other data" in out and "(reused)" not in out
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert results["runs"][0]["reused"] is False
+    assert set(_predictions(results["runs"][0])["labels"]) == {1}
+
+
+@pytest.mark.slow
 def test_leave_one_recording_out_predicts_every_sample_once(small_dataset, tmp_path):
     results = _bench(small_dataset, tmp_path / "loro", "leave_one_recording_out", "--seeds", "1")
     folds = results["folds"]
@@ -335,6 +362,10 @@ def test_people_answers_voted_into_keyframes(small_dataset, tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 def test_cli_errors_exit_2_naming_the_problem(small_dataset, tmp_path, capsys):
     raw, cache = small_dataset
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    held_out_recipe = tmp_path / "held_out.yaml"
+    held_out_recipe.write_text(TINY.read_text() + "eval_recordings: [SY01_R2]\n")
     cases = [
         ([str(TINY), "--protocol", "random"], "invalid choice: 'random'"),
         ([str(tmp_path / "nope.yaml"), "--protocol", "grouped"], "nope.yaml: file not found"),
@@ -345,6 +376,10 @@ def test_cli_errors_exit_2_naming_the_problem(small_dataset, tmp_path, capsys):
         ([str(TINY), "--protocol", "grouped", "--seeds", "0"], "--seeds must be at least 1"),
         ([str(TINY), "--protocol", "grouped", "--num_train_epochs", "1"],
          "unrecognized arguments: --num_train_epochs 1; recipe keys go after `--`"),
+        ([str(TINY), "--protocol", "grouped", "--dataset", str(raw), "--output", str(a_file), *_extras(cache)],
+         "an existing file; give a folder"),
+        ([str(held_out_recipe), "--protocol", "given", "--dataset", str(raw), "--output", str(tmp_path / "o"),
+          *_extras(cache)], "recipe key 'eval_recordings' is set in"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

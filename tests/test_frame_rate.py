@@ -156,7 +156,8 @@ def test_the_recipes_rate_reaches_the_saved_processor_and_evaluation(tiny_model_
 
     # Evaluating on a raw folder converts it at the model's own rate.
     assert training_conversion_options(tiny_model_dir, _Model(), processor)["frame_rate"] == 4.0
-    assert "frame_rate" not in training_conversion_options(tiny_model_dir, _Model(), ThermalVideoProcessor())
+    # A model of consecutive frames asks for them (none), so a resampled folder is refused rather than scored.
+    assert training_conversion_options(tiny_model_dir, _Model(), ThermalVideoProcessor())["frame_rate"] is None
 
 
 def test_a_recording_shorter_than_one_window_gives_one_centred_window():

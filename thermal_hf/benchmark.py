@@ -43,8 +43,8 @@ ranks the groups by their best class, see `thermal_hf.training.metrics.coarse_sc
 Outputs in BENCH_DIR (default ``outputs/benchmark/<recipe stem>/<protocol>``):
 
 - ``<fold>/seed<k>/`` (k = 0 .. seeds-1, seed = the recipe's seed + k): each run's ordinary output folder (model, ``recipe.yaml``, ``eval_report.json``,
-  ``eval_predictions.json``, ``class_distribution.json``) plus ``benchmark_run.json`` (its wall-clock seconds and
-  environment: python, torch, transformers and numpy versions, the device). A CPU run repeats itself to the bit
+  ``eval_predictions.json``, ``class_distribution.json``) plus ``benchmark_run.json`` (its wall-clock seconds, the
+  converted data it was made on, and its environment: python, torch, transformers and numpy versions, the device). A CPU run repeats itself to the bit
   on one machine; on another CPU or GPU the same recipe and seed can train differently, so results.md names them.
   ``<fold>`` is the held-out recording (leave_one_recording_out), the held-out recordings joined by ``+``
   (grouped) or ``given``.
@@ -55,8 +55,8 @@ Outputs in BENCH_DIR (default ``outputs/benchmark/<recipe stem>/<protocol>``):
   the majority baseline), the per-class recall table, the mean class accuracy of every seed, the environment
   the runs trained in and the exact command; printed at the end.
 
-A finished run (``eval_predictions.json`` present and its ``recipe.yaml`` equal to what would be run now) is
-reused, so an interrupted leave-one-recording-out benchmark continues where it stopped; ``--overwrite`` reruns
+A finished run (``eval_predictions.json`` present, its ``recipe.yaml`` equal to what would be run now, and its
+``benchmark_run.json`` naming the same converted data: same folder, same conversion record) is reused, so an interrupted leave-one-recording-out benchmark continues where it stopped; ``--overwrite`` reruns
 everything. Runs happen one after the other in one process (CPU or one GPU).
 
 Examples::
@@ -393,16 +393,38 @@ def _recipe_text(parsed) -> dict:
         return yaml.safe_load(dump_recipe(parsed, Path(tmp) / "recipe.yaml").read_text())
 
 
-def finished_run(run_dir: Path, parsed) -> bool:
-    """True if ``run_dir`` holds a complete run of exactly this recipe (so it can be reused)."""
+def data_fingerprint(dataset_path: Path) -> dict:
+    """Which data a run trained and was scored on: the converted folder and its conversion record. A raw folder's
+    conversion lives under a cache key of its files (contents included), so edited or regenerated data gives
+    another folder; a folder converted again in place gives another record (its time, counts, skips)."""
+    import hashlib
+
+    from .data.convert import CONVERSION_FILE
+
+    record = Path(dataset_path) / CONVERSION_FILE
+    return {"dataset": str(Path(dataset_path).resolve()),
+            "conversion_sha256": hashlib.sha256(record.read_bytes()).hexdigest() if record.is_file() else None}
+
+
+def reuse_verdict(run_dir: Path, parsed, data: dict) -> str | None:
+    """None if ``run_dir`` holds a complete run of exactly this recipe on this data (so it can be reused); else
+    why not (an empty string when there is no finished run at all)."""
     from .train import EVAL_PREDICTIONS_FILE, RECIPE_FILE
 
     saved = run_dir / RECIPE_FILE
     if not (run_dir / EVAL_PREDICTIONS_FILE).is_file() or not saved.is_file():
-        return False
+        return ""
     import yaml
 
-    return yaml.safe_load(saved.read_text()) == _recipe_text(parsed)
+    if yaml.safe_load(saved.read_text()) != _recipe_text(parsed):
+        return "its recipe differs"
+    info_path = run_dir / RUN_INFO_FILE
+    recorded = (json.loads(info_path.read_text()) if info_path.is_file() else {}).get("data")
+    if recorded is None:
+        return "it does not record which data it was made on"
+    if recorded != data:
+        return f"it was made on other data ({recorded['dataset']}, or that folder converted again)"
+    return None
 
 
 def run_environment() -> dict:
@@ -432,8 +454,9 @@ def describe_environment(env: dict | None) -> str:
         (f", {env['device']}" if "device" in env else "")
 
 
-def train_once(parsed, run_dir: Path) -> float:
-    """Train + evaluate one run in this process; returns its wall-clock seconds."""
+def train_once(parsed, run_dir: Path, data: dict | None = None) -> float:
+    """Train + evaluate one run in this process (on the data `data_fingerprint` describes); returns its wall-clock
+    seconds."""
     from . import train
 
     if run_dir.exists():
@@ -441,7 +464,7 @@ def train_once(parsed, run_dir: Path) -> float:
     start = time.perf_counter()
     train.run(parsed)
     seconds = time.perf_counter() - start
-    info = {"seconds": seconds, "seed": parsed.training_args.seed, "environment": run_environment()}
+    info = {"seconds": seconds, "seed": parsed.training_args.seed, "environment": run_environment(), "data": data}
     (run_dir / RUN_INFO_FILE).write_text(json.dumps(info) + "\n")
     gc.collect()
     import torch
@@ -493,9 +516,13 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
         kept = [name for name in training_args.callbacks if name != "early_stopping"]
         setup.callbacks_override = ["--callbacks", *(kept or ["none"])]
         print("benchmark: the early_stopping callback is switched off (it would pick the epoch on the test recordings)")
+    if data_args.eval_recordings:  # only the `given` protocol would keep it, and then evaluate other recordings
+        raise RecipeError(f"recipe key 'eval_recordings' is set in {setup.recipe}: the benchmark chooses the held-out "
+                          "recordings (--protocol, --eval_recordings); remove it from the recipe")
     base_seed = training_args.seed
 
     data = load_data(data_args, training_args)
+    fingerprint = data_fingerprint(data.path)
     dataset, label_names = data.dataset, data.label_names
     split_recordings = {name: list(dataset[name]["recording"]) for name in dataset}
     all_recordings = [name for column in split_recordings.values() for name in column]
@@ -518,11 +545,14 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
             parsed = parse(setup.argv(fold, seed, run_dir))
             tag = f"[fold {f + 1}/{len(folds)} seed {s + 1}/{len(seeds)}] " + (
                 "the dataset's own split" if fold.name == "given" else f"{', '.join(fold.test_recordings)} held out")
-            reused = not overwrite and finished_run(run_dir, parsed)
+            why_not = "" if overwrite else reuse_verdict(run_dir, parsed, fingerprint)
+            reused = why_not is None
             if not reused:
+                if why_not:
+                    print(f"{tag}: the run in {run_dir} is trained again: {why_not}", flush=True)
                 print(f"{tag}: training on {fold.train_samples} clips, testing on {fold.test_samples} "
                       f"(seed {seed}) -> {run_dir}", flush=True)
-                train_once(parsed, run_dir)
+                train_once(parsed, run_dir, fingerprint)
             info_path = run_dir / RUN_INFO_FILE
             info = json.loads(info_path.read_text()) if info_path.is_file() else {}
             seconds = info.get("seconds")
@@ -614,6 +644,8 @@ def main(argv: list[str] | None = None) -> int:
             raise RecipeError(f"{managed[0]} after `--`: the benchmark sets it (use --dataset, --eval_recordings, "
                               "--output; split_by is always annotations)")
         output = Path(args.output) if args.output else Path("outputs/benchmark") / recipe.stem / args.protocol
+        if output.exists() and not output.is_dir():
+            raise RecipeError(f"--output {output}: an existing file; give a folder for the benchmark's runs and results")
         setup = BenchmarkSetup(recipe, extras, args.dataset, output)
         command = "thermal-hf benchmark " + shlex.join(argv)
         results = benchmark(setup, args.protocol, args.seeds, args.eval_recordings, args.overwrite, command)
