@@ -74,9 +74,8 @@ def resolve_dataset(data_args, training_args) -> Path:
             if training_args.process_index == 0:
                 from .data.synthetic import generate_dataset
 
-                logger.warning(f"{path} not found: generating a SYNTHETIC dataset there and training on it "
-                               "(synthetic_if_missing: true); if the path has a typo, fix it and set "
-                               "synthetic_if_missing: false")
+                logger.warning(f"{path} not found: generating a synthetic dataset there and training on it "
+                               "(the recipe's synthetic_if_missing: true)")
                 generate_dataset(path, recordings=data_args.synthetic_recordings, seed=data_args.split_seed)
         options = data_args.conversion_options()
         if not is_converted_dataset(path):
