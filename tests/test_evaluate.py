@@ -138,14 +138,18 @@ def test_bad_split_raw_folder_and_printed_baseline(trained_model_dir, converted_
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_numbers(trained_model_dir, converted_dataset, evaluated, tmp_path):
-    """`accelerate launch` with 2 CPU processes (gloo): no sample dropped or duplicated, identical metrics."""
+    """`accelerate launch` with 2 CPU processes (gloo): no sample dropped or duplicated, identical metrics. Without
+    a GPU the default --device auto must join the 2 processes too (it once let each evaluate everything alone)."""
+    import torch
+
     out = tmp_path / "two"
+    device = ["--device", "cpu"] if torch.cuda.is_available() else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
          "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
          "-m", "thermal_hf.evaluate", "--model", str(trained_model_dir), "--dataset", str(converted_dataset),
-         "--output_dir", str(out), "--batch_size", "5", "--device", "cpu"],
+         "--output_dir", str(out), "--batch_size", "5", *device],
         capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env,
     )
     assert done.returncode == 0, done.stderr[-3000:]

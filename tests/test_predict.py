@@ -176,6 +176,25 @@ def test_bad_input_is_a_clear_error(tiny_model_dir, tmp_path, capsys):
     assert "recording not found" in capsys.readouterr().err
 
 
+def test_annotations_are_checked_before_any_work_and_keyframes_past_the_end_left_out(tiny_model_dir, recording,
+                                                                                     tmp_path, capsys):
+    out = tmp_path / "out"
+    missing = tmp_path / "nope.json"
+    assert main(["--model", str(tiny_model_dir), str(recording), "--annotations", str(missing),
+                 "--output_dir", str(out)]) == 2
+    assert f"{missing}: cannot read COCO annotations" in capsys.readouterr().err and not out.exists()
+    # keyframes of a longer recording of the same name: said and left out of the picture, not an IndexError
+    coco = {"images": [{"id": "a", "sensor_id": recording.stem, "frame_idx": 5},
+                       {"id": "b", "sensor_id": recording.stem, "frame_idx": N + 70}],
+            "annotations": [{"image_id": "a", "category_name": "standing"}, {"image_id": "b", "category_name": "sitting"}],
+            "categories": []}
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    assert main(["--model", str(tiny_model_dir), str(recording), "--annotations", str(tmp_path / "ann.json"),
+                 "--output_dir", str(out)]) == 0
+    assert f"1 keyframe(s) of {recording.stem} outside its {N} frames (frame_idx [{N + 70}])" in capsys.readouterr().err
+    assert (out / "timeline.png").is_file()
+
+
 @pytest.mark.parametrize("device, expected", [("cuda", "no CUDA GPU is available"), ("cuda:1", "no CUDA GPU"),
                                                ("gpu0", "expected auto, cpu, cuda or cuda:N")])
 def test_a_device_this_machine_lacks_is_a_clear_error(tiny_model_dir, recording, tmp_path, capsys, monkeypatch,

@@ -171,3 +171,25 @@ def test_bad_arguments_and_existing_output(tmp_path, capsys):
     assert main([str(out), "--recordings", "1", "--frames_per_recording", "64", "--seed", "5", "--overwrite"]) == 0
     assert _hashes(out) != before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--seed", "-1"], "seed must be a non-negative integer"),
+    (["--multi_person_fraction", "2"], "multi_person_fraction must be in [0, 1]"),
+    (["--multi_person_fraction", "-1"], "multi_person_fraction must be in [0, 1]"),
+])
+def test_out_of_range_options_are_named(tmp_path, capsys, flags, expected):
+    assert main([str(tmp_path / "x"), "--recordings", "1", "--frames_per_recording", "16", *flags]) == 2
+    assert expected in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_the_shortest_recordings_and_a_file_as_output(tmp_path, capsys):
+    # 8 frames is the documented minimum, with a second person in the recording (seeds 0-2 drew one past the end)
+    for seed in range(3):
+        out = tmp_path / f"s{seed}"
+        assert main([str(out), "--recordings", "1", "--frames_per_recording", "8", "--seed", str(seed),
+                     "--multi_person_fraction", "1"]) == 0, capsys.readouterr().err
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep")
+    assert main([str(a_file), "--recordings", "1"]) == 2
+    assert "an existing file" in capsys.readouterr().err and a_file.read_text() == "keep"

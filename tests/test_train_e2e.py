@@ -186,3 +186,16 @@ def test_a_recipe_fine_tunes_an_imported_zoo_checkpoint(converted_dataset, tmp_p
     imported = load_file(out / "pretrained_import" / "model.safetensors")
     key = "slowfast.blocks.0.multipathway_blocks.0.conv.weight"
     torch.testing.assert_close(imported[key], net.state_dict()[key.removeprefix("slowfast.")])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="on a GPU machine use_cpu false means NCCL on the GPUs")
+def test_two_processes_without_use_cpu_still_train_one_model(synthetic_root, tmp_path):
+    """A recipe that does not set use_cpu (thermal_native.yaml), launched on 2 processes on a machine without an
+    accelerator: the processes must join one gloo job, not each train a model of its own into one folder."""
+    out = tmp_path / "out"
+    proc = launch_two_processes("--output_dir", out, "--max_steps", "2", "--use_cpu", "false", "--dataset",
+                                synthetic_root, "--cache_dir", tmp_path / "cache", "--max_eval_samples", "10",
+                                "--save_strategy", "no")
+    report = json.loads((out / "eval_report.json").read_text())
+    assert report["num_processes"] == 2 and report["num_samples"] == 10
+    assert "use_cpu set to true" in proc.stdout + proc.stderr

@@ -21,6 +21,8 @@ Types are the ones `HfArgumentParser` understands on the command line: tuples ar
 from __future__ import annotations
 
 import dataclasses
+import logging
+import os
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
@@ -391,6 +393,13 @@ class ThermalTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
+            # Several launched processes and no accelerator: without use_cpu transformers would not join them into
+            # one gloo job, and each process would train a model of its own into the same output_dir.
+            logging.getLogger(__name__).warning(
+                "%s processes launched on a machine without an accelerator: use_cpu set to true, so they train "
+                "one model together (gloo)", os.environ["WORLD_SIZE"])
+            self.use_cpu = True
         _check_choice("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
         if self.metric_for_best_model is not None:  # else a typo fails after the first evaluation, epochs in
             from .training.metrics import COARSE_SCALAR_KEYS, SCALAR_KEYS

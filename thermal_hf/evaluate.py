@@ -6,8 +6,8 @@ the same numbers)::
     thermal-hf evaluate --model MODEL_DIR --dataset DATASET_DIR [--split validation] --output_dir OUT
                         [--batch_size 16] [--num_workers 0] [--device auto|cpu|cuda]
     accelerate launch --multi_gpu --num_processes 2 -m thermal_hf.evaluate --model ... --output_dir OUT
-    # 2 CPU processes (gloo) on a machine without GPUs: the same command with --device cpu
-    # (accelerate's --cpu flag alone starts ONE process unless an MPI launcher is configured)
+    # 2 CPU processes (gloo) on a machine without GPUs: the same command (--device auto is the CPU there; on a GPU
+    # machine --device cpu); accelerate's --cpu flag alone starts ONE process unless an MPI launcher is configured
 
 ``DATASET_DIR`` is a converted dataset (``thermal-hf convert``) or a raw dataset folder, converted once into the
 cache by ``thermal_hf.data.convert.ensure_converted`` with the model's ``num_frames``. Clips go through the
@@ -162,7 +162,9 @@ def evaluate(
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda (accelerate places each process), got {device!r}")
     resolve_device(device)  # --device cuda on a machine without a GPU is an error, not a quiet CPU run
-    accelerator = Accelerator(cpu=device == "cpu")
+    # `auto` without a GPU is the CPU too: Accelerator(cpu=False) there would not join launched processes into one
+    # job, and each would evaluate everything on its own.
+    accelerator = Accelerator(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
     model, processor = load_model_and_processor(model_dir, device="cpu")
     if test_time_views is not None:
         model.set_test_time_views(test_time_views)

@@ -22,7 +22,10 @@ invalid-pixel repair), and its scores are the pipeline's (softmax).
 Outputs, per recording (directly in OUT for one recording, in ``OUT/<recording name>/`` for several):
 
 - ``timeline.csv``: one row per window: ``window``, ``start_frame``, ``end_frame`` (inclusive), ``centre_frame``
-  (the frame the window is centred on, as ``keyframe_index`` in training), ``start_time_ms`` / ``end_time_ms`` /
+  (the frame the window is centred on, as ``keyframe_index`` in training; for a model with a ``frame_rate`` the
+  windows lie on a time grid from the first timestamp and ``centre_frame`` is the recorded frame nearest the
+  window's middle instant, so the window is close to, not always the same as, the one centred on that frame's
+  time), ``start_time_ms`` / ``end_time_ms`` /
   ``centre_time_ms`` (the recording's own timestamps), ``start_s`` / ``end_s`` / ``centre_s`` (seconds since the
   recording's first frame), ``duration_s`` and ``max_gap_s`` (irregular sensor timing shows here),
   ``invalid_fraction`` (share of invalid pixels repaired), ``top_label``, ``score``, then ``prob_<class>`` for
@@ -397,8 +400,14 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
         with open_recording(path) as handle:
             if "timestamps" in handle:
                 stamps = np.asarray(handle["timestamps"][:], dtype=np.int64)  # N int64: tiny next to the frames
+            total = int(handle["frames"].shape[0])
         if annotations is not None:
             keyframes = load_keyframes(annotations, path)
+            outside = [kf["frame_idx"] for kf in keyframes if not 0 <= kf["frame_idx"] < total]
+            if outside:  # the annotations of another recording of the same name, or of a longer copy
+                print(f"warning: {annotations}: {len(outside)} keyframe(s) of {path.stem} outside its {total} frames "
+                      f"(frame_idx {outside[:5]}{' ...' if len(outside) > 5 else ''}); not drawn", file=sys.stderr)
+                keyframes = [kf for kf in keyframes if 0 <= kf["frame_idx"] < total]
         plot_timeline(rows, names, out / "timeline.png", title=f"{path.name}: predicted action ({len(rows)} windows, "
                       f"stride {stride})", keyframes=keyframes, timestamps=stamps, gap_s=gap_s)
         print(f"{path.name}: {len(rows)} windows -> {out / 'timeline.csv'}, {out / 'timeline.png'}")
@@ -430,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
         resolve_device(args.device)  # a device this machine lacks fails here, before the model is loaded
+        if args.annotations is not None:  # an unreadable file fails here, not after the first recording's work
+            load_keyframes(args.annotations, args.recordings[0])
         for path in args.recordings:
             if not path.is_file():
                 raise ThermalDataError(f"recording not found: {path}")

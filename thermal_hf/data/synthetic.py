@@ -41,6 +41,7 @@ import argparse
 import datetime as _dt
 import json
 import math
+import numbers
 import os
 import shutil
 import sys
@@ -217,6 +218,12 @@ def generate_dataset(
         )
     if not 0.0 <= val_fraction < 1.0:
         raise ThermalDataError(f"generate_dataset: val_fraction must be in [0, 1); got {val_fraction}")
+    if not 0.0 <= multi_person_fraction <= 1.0:
+        raise ThermalDataError(f"generate_dataset: multi_person_fraction must be in [0, 1]; got {multi_person_fraction}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ThermalDataError(f"generate_dataset: seed must be a non-negative integer; got {seed!r}")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ThermalDataError(f"{output_dir}: an existing file; give a folder for the dataset")
     if height < 8 or width < 8:
         raise ThermalDataError(f"generate_dataset: frames must be at least 8x8; got {height}x{width}")
     if output_dir.exists() and any(output_dir.iterdir()) and not overwrite:
@@ -453,9 +460,9 @@ def _simulate_recording(
         left, right = (margin, half - margin, margin, height - margin), (half + margin, width - margin, margin,
                                                                          height - margin)
         people[0].zone = left if bed_on_left else right
-        first = int(rng.integers(0, max(1, num_frames // 4)))
+        first = min(int(rng.integers(0, max(1, num_frames // 4))), num_frames - 8)  # on screen for 8 frames at least
         last = num_frames - int(rng.integers(0, max(1, num_frames // 6)))
-        people.append(_Person(1, right if bed_on_left else left, first, max(last, first + 8)))
+        people.append(_Person(1, right if bed_on_left else left, first, min(num_frames, max(last, first + 8))))
     for person in people:
         person.scale = float(rng.uniform(0.92, 1.08)) * BODY_SCALE * scale
         person.temp_offset = float(rng.normal(0.0, 0.6))
