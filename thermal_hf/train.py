@@ -542,7 +542,7 @@ def run(parsed: ParsedRecipe) -> dict:
         if training_args.do_eval and compute_metrics.last_report is not None:
             report = {"metrics": {k: v for k, v in metrics.items() if k.startswith("eval_")}, **compute_metrics.last_report,
                       "label_names": label_names, "num_processes": training_args.world_size,
-                      "split": eval_split_name(data_args), "num_samples": int(len(compute_metrics.last_labels))}
+                      "split": eval_split_name(data_args)}
             (output_dir / EVAL_REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n")
             write_eval_predictions(output_dir / EVAL_PREDICTIONS_FILE, compute_metrics, eval_split, label_names)
             eval_counts = np.bincount(compute_metrics.last_labels, minlength=len(label_names))  # keyframes if voted
