@@ -50,6 +50,10 @@ from typing import Any
 import numpy as np
 
 from thermal_hf.errors import ThermalDataError
+from thermal_hf.models.thermal_slowfast.video_processing_thermal_slowfast import (
+    open_recording,
+    recording_frames,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -154,16 +158,6 @@ def time_window_plan(timestamps: np.ndarray, num_frames: int, frame_rate: float,
     return nearest_frames(stamps, starts[:, None] + np.arange(num_frames) * step)
 
 
-def open_recording(path: Path):
-    """``h5py.File(path, "r")``; a file h5py cannot open (truncated, not HDF5) is an error naming it."""
-    import h5py
-
-    try:
-        return h5py.File(path, "r")
-    except OSError as err:  # h5py's own message ("file signature not found") does not say which file
-        raise ThermalDataError(f"{path}: not a readable HDF5 recording ({err})") from None
-
-
 @dataclass
 class _Batch:
     starts: np.ndarray  # window start frames
@@ -175,13 +169,9 @@ class _Batch:
 def iter_window_batches(path: Path, num_frames: int, stride: int, batch_size: int) -> Iterator[_Batch]:
     """Yield batches of raw windows, reading each frame row of the HDF5 file once (rolling buffer)."""
     with open_recording(path) as handle:
-        if "frames" not in handle or handle["frames"].ndim != 3:
-            raise ThermalDataError(f"{path}: expected a 'frames' dataset float32 [N, H, W] (degrees Celsius)")
-        frames = handle["frames"]
+        frames = recording_frames(handle, path)
         stamps = handle["timestamps"] if "timestamps" in handle else None
         total = int(frames.shape[0])
-        if total == 0:
-            raise ThermalDataError(f"{path}: 'frames' holds no frame")
         if stamps is not None and stamps.shape[0] != total:
             raise ThermalDataError(f"{path}: 'timestamps' has {stamps.shape[0]} entries for {total} frames")
         starts = window_starts(total, num_frames, stride)
@@ -213,12 +203,8 @@ def iter_time_window_batches(path: Path, num_frames: int, frame_rate: float, str
     from thermal_hf.models.thermal_slowfast.video_processing_thermal_slowfast import read_timestamps
 
     with open_recording(path) as handle:
-        if "frames" not in handle or handle["frames"].ndim != 3:
-            raise ThermalDataError(f"{path}: expected a 'frames' dataset float32 [N, H, W] (degrees Celsius)")
-        frames = handle["frames"]
+        frames = recording_frames(handle, path)
         total = int(frames.shape[0])
-        if total == 0:
-            raise ThermalDataError(f"{path}: 'frames' holds no frame")
         stamps = read_timestamps(handle, path, total, frame_rate)
         plan = time_window_plan(stamps, num_frames, frame_rate, stride)
         for b in range(0, len(plan), batch_size):

@@ -61,8 +61,9 @@ class Problem:
                 "annotation_id": self.annotation_id}
 
 
-def format_problems(root: Path | str, problems: list[Problem], *, can_skip: bool) -> str:
-    lines = [f"{len(problems)} problem(s) in the dataset folder {root}:"]
+def format_problems(root: Path | str, problems: list[Problem], *, can_skip: bool, what: str = "") -> str:
+    """The problems listed under one heading; ``what`` says what became of them (e.g. "left out of these counts")."""
+    lines = [f"{len(problems)} problem(s) {what + ', ' if what else ''}in the dataset folder {root}:"]
     lines += [f"  - {p}" for p in problems[:_MAX_LISTED]]
     if len(problems) > _MAX_LISTED:
         lines.append(f"  ... and {len(problems) - _MAX_LISTED} more")

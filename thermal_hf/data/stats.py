@@ -41,8 +41,7 @@ def split_class_counts(dataset_dir: str | Path, target: str | None = None) -> tu
 
         source = DatasetSource.open(path, skip_invalid=True, check_frames=False)
         if source.skipped:  # convert refuses these; counting them silently out would misstate the dataset
-            warnings.warn(format_problems(path, source.skipped, can_skip=False).replace(
-                "problem(s) in", "problem(s) left out of these counts, in", 1)
+            warnings.warn(format_problems(path, source.skipped, can_skip=False, what="left out of these counts")
                 + "\n`thermal-hf convert` refuses the folder until they are fixed (--skip_invalid leaves the same "
                 "samples out)", stacklevel=2)
         names = source.class_names

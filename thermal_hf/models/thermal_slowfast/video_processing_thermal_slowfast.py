@@ -29,6 +29,29 @@ H5_FRAMES_KEY = "frames"
 H5_TIMESTAMPS_KEY = "timestamps"
 
 
+def open_recording(path):
+    """``h5py.File(path, "r")``; a file h5py cannot open (truncated, not HDF5) is an error naming it."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:  # h5py's own message ("file signature not found") does not say which file
+        raise ThermalDataError(f"{path}: not a readable HDF5 recording ({err})") from None
+
+
+def recording_frames(handle, path):
+    """The open recording's ``frames`` dataset: numbers ``[N, H, W]`` (degrees Celsius), at least one frame."""
+    if H5_FRAMES_KEY not in handle:
+        raise ThermalDataError(f"{path}: no '{H5_FRAMES_KEY}' dataset; expected numbers [N, H, W] (degrees Celsius)")
+    dataset = handle[H5_FRAMES_KEY]
+    if dataset.ndim != 3 or not np.issubdtype(dataset.dtype, np.number):
+        raise ThermalDataError(f"{path}: '{H5_FRAMES_KEY}' is {dataset.dtype} of shape {dataset.shape}, expected "
+                               "numbers [N, H, W] (degrees Celsius)")
+    if dataset.shape[0] == 0:
+        raise ThermalDataError(f"{path}: '{H5_FRAMES_KEY}' holds no frame")
+    return dataset
+
+
 def read_timestamps(handle, path, total: int, frame_rate: float) -> np.ndarray:
     """The open recording's timestamps (int64 ms), checked for resampling windows at ``frame_rate``."""
     if H5_TIMESTAMPS_KEY not in handle or handle[H5_TIMESTAMPS_KEY].shape != (total,):
@@ -268,8 +291,6 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         do_sample_frames: bool | None = None,
     ) -> np.ndarray:
         """Raw Celsius `(num_frames, H, W)` window of an HDF5 recording, reading only the rows it needs."""
-        import h5py
-
         num_frames = self.num_frames if num_frames is None else int(num_frames)
         do_sample_frames = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
         if start_frame is not None and keyframe_index is not None:
@@ -277,22 +298,9 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"recording not found: {path}")
-        try:
-            handle = h5py.File(path, "r")
-        except OSError as err:  # h5py's own message ("file signature not found") does not say which file
-            raise ThermalDataError(f"{path}: not a readable HDF5 recording ({err})") from None
-        with handle:
-            if H5_FRAMES_KEY not in handle:
-                raise ValueError(f"{path}: no '{H5_FRAMES_KEY}' dataset (expected float32 [N, H, W] Celsius)")
-            dataset = handle[H5_FRAMES_KEY]
-            if dataset.ndim != 3 or not np.issubdtype(dataset.dtype, np.number):
-                raise ValueError(
-                    f"{path}: '{H5_FRAMES_KEY}' is {dataset.dtype} of shape {dataset.shape}, expected numbers "
-                    "[N, H, W] (degrees Celsius)"
-                )
+        with open_recording(path) as handle:
+            dataset = recording_frames(handle, path)
             total = dataset.shape[0]
-            if total == 0:
-                raise ValueError(f"{path}: '{H5_FRAMES_KEY}' holds no frame")
             for name, value in (("start_frame", start_frame), ("keyframe_index", keyframe_index)):
                 if value is not None and not 0 <= int(value) < total:
                     raise ValueError(f"{path}: {name} {int(value)} outside the recording (0..{total - 1})")
