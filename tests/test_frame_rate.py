@@ -125,6 +125,10 @@ def test_predict_slides_time_windows(tiny_model_dir, recording, tmp_path):
     # Windows start every stride / frame_rate s and the last one ends at the recording's last instant.
     np.testing.assert_array_equal(plan[:-1, 0], nearest_frames(stamps, starts))
     assert plan[-1, -1] == len(stamps) - 1
+    # Each window is the one the processor (and the thermal pipeline) reads from its start frame.
+    processor = ThermalVideoProcessor(num_frames=T, frame_rate=2.0)
+    for idx in plan:
+        np.testing.assert_array_equal(processor._time_indices(stamps, T, int(idx[0]), None, False), idx)
 
     out = tmp_path / "out"
     assert main(["--model", str(model_dir), str(recording), "--stride", "4", "--batch_size", "3",
@@ -168,6 +172,12 @@ def test_a_recording_shorter_than_one_window_gives_one_centred_window():
     assert plan.shape == (1, 16)
     assert plan[0, 8] == 14  # the slot num_frames // 2 is the middle instant (1450 ms: 1400 and 1500 tie, earlier wins)
     assert plan[0, 0] == 0 and plan[0, -1] == len(stamps) - 1  # edge frames repeat
+    from thermal_hf.models.thermal_slowfast import (
+        ThermalVideoProcessor,  # the processor's whole-recording read
+    )
+
+    np.testing.assert_array_equal(ThermalVideoProcessor(num_frames=16, frame_rate=2.0)._time_indices(
+        stamps, 16, None, None, False), plan[0])
     with pytest.raises(ValueError, match="stride"):
         time_window_plan(stamps, 16, 2.0, stride=0)
 

@@ -85,6 +85,44 @@ def test_config_rejects_bad_values_with_value_error(kwargs, message):
         ThermalSlowFastConfig(**kwargs)
 
 
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [({"test_time_views": 3}, "test_time_views"), ({"image_size": (8, 8)}, "image_size"),
+     ({"problem_type": "multi_label_classification"}, "problem_type")],
+)
+def test_from_pretrained_overrides_are_checked(tmp_path, kwargs, message):
+    """`from_pretrained(..., key=value)` sets keys after the config's own checks: they are checked again."""
+    from transformers import AutoConfig, AutoModelForVideoClassification
+
+    make_tiny_model(num_labels=3).save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        AutoConfig.from_pretrained(tmp_path, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        AutoModelForVideoClassification.from_pretrained(tmp_path, **kwargs)
+    config = ThermalSlowFastConfig.from_pretrained(tmp_path)
+    setattr(config, *next(iter(kwargs.items())))  # an attribute edit: refused when a model is built from it
+    with pytest.raises(ValueError, match=message):
+        ThermalSlowFastForVideoClassification(config)
+
+
+def test_hidden_states_and_tuple_outputs(tiny_model):
+    clip = _clip()
+    with torch.no_grad():
+        plain = tiny_model(clip)
+        full = tiny_model(clip, output_hidden_states=True)
+        as_tuple = tiny_model(clip, labels=torch.tensor([0, 1]), return_dict=False)
+    assert plain.hidden_states is None
+    assert torch.equal(full.logits, plain.logits)
+    states = full.hidden_states
+    assert len(states) == 11 and all(s.shape[0] == 2 for s in states)
+    assert [s.ndim for s in states] == [5] * 11
+    # Slow then Fast for each stage: the Fast pathway has alpha times the Slow's frames.
+    alpha = tiny_model.config.slowfast_alpha
+    assert all(fast.shape[2] == alpha * slow.shape[2] for slow, fast in zip(states[0:10:2], states[1:10:2]))
+    assert states[-1].shape[1] == tiny_model.slowfast.blocks[-1].proj.in_features
+    assert isinstance(as_tuple, tuple) and len(as_tuple) == 2 and torch.equal(as_tuple[1], plain.logits)
+
+
 # ---- architecture and init ------------------------------------------------------------------------------------
 def test_state_dict_layout_and_head_names(tiny_model):
     keys = tiny_model.state_dict().keys()

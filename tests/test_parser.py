@@ -101,6 +101,15 @@ def test_command_line_null_switches_off_an_optional_key(tmp_path):
         parse(tmp_path, "--frame_rate", "fast", text=text)
     with pytest.raises(RecipeError, match="num_frames.*invalid int value"):  # not optional: no null
         parse(tmp_path, "--num_frames", "null")
+    # Optional lists, and optional keys whose default is not None, switch off the same way.
+    text = BASE + "random_resized_crop_scale: [0.6, 1.0]\nmetric_for_best_model: macro_f1\n"
+    _, data, train = parse(tmp_path, "--random_resized_crop_scale", "null", "--metric_for_best_model", "none",
+                           text=text).as_tuple()
+    assert data.random_resized_crop_scale is None and train.metric_for_best_model is None
+    _, data, _ = parse(tmp_path, "--random_resized_crop_scale", "0.5", "1", text=text).as_tuple()
+    assert data.random_resized_crop_scale == (0.5, 1.0)
+    with pytest.raises(RecipeError, match="give it alone"):
+        parse(tmp_path, "--random_resized_crop_scale", "0.5", "null", text=text)
 
 
 def test_bool_true_and_no_flag(tmp_path):
@@ -201,6 +210,15 @@ def test_mixed_precision_auto_on_cpu(tmp_path):
     train = parse(tmp_path, "--mixed_precision", "auto").training_args
     # no GPU here: auto means fp32 (TrainingArguments then records the effective value)
     assert train.bf16 is False and train.fp16 is False and train.mixed_precision == "no"
+
+
+def test_the_recipes_precision_wins_over_accelerate_launchs(tmp_path, monkeypatch):
+    """`accelerate launch` exports its config's mixed_precision (fp16 in accelerate_config.yaml); TrainingArguments
+    would take it whenever bf16 and fp16 are false, so a recipe's `no` (or `auto` on a CPU) must be kept."""
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    assert parse(tmp_path, "--mixed_precision", "no").training_args.mixed_precision == "no"
+    assert parse(tmp_path, "--mixed_precision", "auto").training_args.mixed_precision == "no"  # no GPU here
+    assert parse(tmp_path).training_args.mixed_precision == "fp16"  # no recipe choice: the launcher's
 
 
 def test_field_names_unique_and_augmentations_in_sync():

@@ -158,3 +158,44 @@ def test_fresh_process_scores_match_in_memory(spread_model, tmp_path):
     _assert_same(_scores(fresh[str(path)]), _scores(in_memory(clip, top_k=100)))
     trained.eval()
     _assert_same(_scores(fresh[str(checkpoint)]), _reference(trained, processor, clip))
+
+
+def test_thermal_pipeline_batches_saves_its_processor_and_takes_one_position_per_input(spread_model, recording,
+                                                                                      tmp_path):
+    from transformers import pipeline
+
+    model, processor, path = spread_model
+    thermal = pipeline(THERMAL_TASK, model=str(path))
+    rng = np.random.default_rng(2)
+    clips = [rng.uniform(10, 40, (T, 40, 60)).astype(np.float32) for _ in range(3)]
+    one_by_one = thermal(clips, top_k=14)
+    batched = thermal(clips, top_k=14, batch_size=2)
+    assert len(batched) == 3
+    for alone, together, clip in zip(one_by_one, batched, clips):
+        _assert_same(_scores(together), _scores(alone), tol=1e-5)
+        _assert_same(_scores(alone), _reference(model, processor, clip))
+    assert thermal.feature_extractor is None  # lent for batching only
+
+    positions = thermal([str(recording), recording], keyframe_index=[START + T // 2, 30], top_k=14)
+    _assert_same(_scores(positions[0]), _scores(thermal(recording, keyframe_index=START + T // 2, top_k=14)))
+    _assert_same(_scores(positions[1]), _scores(thermal(recording, keyframe_index=30, top_k=14)))
+    with pytest.raises(ValueError, match="one position per input"):
+        thermal([recording, recording], keyframe_index=[3])
+    with pytest.raises(TypeError, match="integer frame index"):
+        thermal(recording, keyframe_index=10.7)
+
+    thermal.save_pretrained(tmp_path / "saved")
+    assert (tmp_path / "saved" / "video_preprocessor_config.json").is_file()
+    assert "custom_pipelines" not in json.loads((tmp_path / "saved" / "config.json").read_text())  # no remote code
+    again = pipeline(THERMAL_TASK, model=str(tmp_path / "saved"))
+    _assert_same(_scores(again(clips[0], top_k=14)), _scores(one_by_one[0]))
+
+
+def test_channel_axis_clips_are_refused_by_both_pipelines(spread_model):
+    from transformers import pipeline
+
+    _, _, path = spread_model
+    clip = np.random.default_rng(4).uniform(10, 40, (T, 40, 60)).astype(np.float32)
+    for task in ("video-classification", THERMAL_TASK):
+        with pytest.raises(ValueError, match="colour channel"):
+            pipeline(task, model=str(path))(np.repeat(clip[..., None], 3, -1))

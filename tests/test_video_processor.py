@@ -198,3 +198,58 @@ def test_real_recording_window(real_data_root):
     assert out.shape == (1, 64, 40, 60)
     np.testing.assert_array_equal(out[0].numpy(), _expected(processor, window))
     assert 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_colour_axes_and_ambiguous_batches_are_refused(processor):
+    """A (T, H, W, C) or (T, C, H, W) clip is refused by name, not read as T clips of H frames."""
+    clip = _clip()
+    for bad in (np.repeat(clip[..., None], 3, -1), clip[..., None], np.repeat(clip[:, None], 3, 1), clip[:, None]):
+        with pytest.raises(ValueError, match="colour channel"):
+            processor(bad)
+        with pytest.raises(ValueError, match="colour channel"):
+            processor(torch.from_numpy(bad))
+    with pytest.raises(ValueError, match="colour channel"):
+        processor([clip, np.repeat(clip[..., None], 3, -1)[0]])  # a (H, W, 3) frame stack as a list item
+    assert processor(np.stack([clip, clip])).pixel_values.shape == (2, NUM_FRAMES, 40, 60)  # a real batch still works
+
+
+def test_a_batch_array_through_the_stock_pipeline_rule_is_warned_about(processor):
+    from transformers.testing_utils import CaptureLogger
+
+    from thermal_hf.models.thermal_slowfast import video_processing_thermal_slowfast as module
+
+    batch = np.stack([_clip(), _clip(seed=1)])
+    with CaptureLogger(module.logger) as direct:
+        processor(batch)
+    assert "first" not in direct.out
+    with CaptureLogger(module.logger) as stock:  # the stock pipeline's call
+        processor(batch, num_frames=NUM_FRAMES, do_sample_frames=True)
+    assert "answers only its first clip" in stock.out
+
+
+def test_call_time_settings_override_for_that_call_only(processor):
+    clip = _clip()
+    default = processor(clip).pixel_values
+    wider = processor(clip, temperature_range=(0.0, 50.0)).pixel_values
+    np.testing.assert_allclose(wider[0].numpy(), transforms.normalize(clip, (0.0, 50.0), None, None), rtol=1e-6)
+    assert not torch.equal(default, wider)
+    assert processor.temperature_range == (5.0, 45.0) and torch.equal(processor(clip).pixel_values, default)
+    relative = processor(clip, temperature_reference="clip_median").pixel_values  # takes that reference's range
+    expected = transforms.normalize(clip, transforms.default_temperature_range("clip_median"), None, None,
+                                    reference="clip_median")
+    np.testing.assert_allclose(relative[0].numpy(), expected, rtol=1e-6)
+    standardised = processor(clip, mean=0.5, std=0.1).pixel_values
+    np.testing.assert_allclose(standardised.numpy(), (default.numpy() - 0.5) / 0.1, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="temperature_range"):
+        processor(clip, temperature_range=(10.0, 5.0))
+
+
+def test_bfloat16_tensors_and_integer_positions(processor, recording):
+    clip = torch.from_numpy(_clip())
+    out = processor(clip.bfloat16()).pixel_values
+    assert torch.equal(out, processor(clip.bfloat16().float()).pixel_values)
+    path, _ = recording
+    assert torch.equal(processor(path, keyframe_index=np.int64(20)).pixel_values,
+                       processor(path, keyframe_index=20.0).pixel_values)
+    with pytest.raises(TypeError, match="integer frame index"):
+        processor(path, keyframe_index=20.5)

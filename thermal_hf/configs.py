@@ -370,7 +370,8 @@ class ThermalTrainingArguments(TrainingArguments):
         default=None,
         metadata={
             "help": "auto: bf16 on a GPU that supports it, else fp16 on a GPU, else fp32 on CPU; no/fp16/bf16 set "
-            "the bf16/fp16 keys. None: use the bf16/fp16 keys (and accelerate's config) as given."
+            "the bf16/fp16 keys, and win over `accelerate launch`'s mixed_precision. None: use the bf16/fp16 keys, "
+            "else accelerate's config (fp16 in accelerate_config.yaml)."
         },
     )
     # callbacks
@@ -409,9 +410,10 @@ class ThermalTrainingArguments(TrainingArguments):
                 raise RecipeError(f"recipe key 'metric_for_best_model': expected one of {', '.join(known)} (eval_ "
                                   f"prefix optional); got {self.metric_for_best_model!r}")
         _check_choice("loss", self.loss, LOSSES)
+        precision = None
         if self.mixed_precision is not None:
             _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
-            self._resolve_mixed_precision()
+            precision = self._resolve_mixed_precision()
         if self.logit_adjustment_tau < 0:
             raise RecipeError(f"recipe key 'logit_adjustment_tau': expected >= 0; got {self.logit_adjustment_tau}")
         if self.coarse_loss_weight < 0:
@@ -447,6 +449,10 @@ class ThermalTrainingArguments(TrainingArguments):
                     f"recipe key 'callbacks': unknown callback {name!r} (known: {', '.join(CALLBACKS)}).{hint}"
                 )
         super().__post_init__()
+        if precision == "no":
+            # TrainingArguments takes accelerate's ACCELERATE_MIXED_PRECISION (exported by `accelerate launch` from
+            # its config, fp16 in accelerate_config.yaml) when bf16 and fp16 are false: the recipe's choice wins.
+            self.mixed_precision = "no"
         if self.dataloader_pin_memory and (self.use_cpu or not _has_accelerator()):
             # Pinning needs an accelerator: without one torch pins nothing and warns on every DataLoader it builds.
             self.dataloader_pin_memory = False
@@ -461,7 +467,7 @@ class ThermalTrainingArguments(TrainingArguments):
                 "load_best_model_at_end makes it the best checkpoint: set load_best_model_at_end to false"
             )
 
-    def _resolve_mixed_precision(self) -> None:
+    def _resolve_mixed_precision(self) -> str:
         # Decided before TrainingArguments.__post_init__, which validates bf16 against the hardware and then
         # records the effective value in `self.mixed_precision` ("no", "fp16" or "bf16").
         choice = self.mixed_precision
@@ -481,6 +487,7 @@ class ThermalTrainingArguments(TrainingArguments):
             raise RecipeError(f"recipe key 'mixed_precision: {choice}' contradicts {asked}: true; set only one of them")
         self.bf16 = choice == "bf16"
         self.fp16 = choice == "fp16"
+        return choice
 
     def __getstate__(self) -> dict:
         # `Trainer` pickles its arguments into every checkpoint and the final folder (`training_args.bin`), and

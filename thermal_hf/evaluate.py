@@ -226,7 +226,7 @@ def evaluate(
         return None
 
     labels = to_model[np.asarray(data.with_format("numpy", columns=["label"])["label"], dtype=np.int64)]
-    probs = postprocess_probabilities(logits, model.config.problem_type)
+    probs = postprocess_probabilities(logits)
     person_labels, per_person = labels, None
     if training_votes_keyframes(model_dir) and "object_id" in data.column_names and min(data["object_id"]) >= 0:
         # Trained on people and scored per keyframe (its recipe's eval_target): the people's answers are voted into

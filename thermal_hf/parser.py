@@ -142,20 +142,36 @@ _NULL_WORDS = ("null", "none", "~")
 
 
 def _accept_null(parser, types) -> None:
-    """Let ``--key null`` (or ``none``) set an optional scalar key to None, as ``key: null`` does in YAML.
+    """Let ``--key null`` (or ``none``) set an optional key to None, as ``key: null`` does in YAML.
 
     `HfArgumentParser` gives an ``int | None`` field the plain ``int`` converter, so a recipe's value could not
-    be switched off from the command line (``--frame_rate null``).
+    be switched off from the command line (``--frame_rate null``, ``--random_resized_crop_scale null``).
     """
     optional = set()
     for t in types:
         # From the annotations: HfArgumentParser rewrites each field's `type` (``float | None`` -> ``float``).
         hints = typing.get_type_hints(t)
         optional |= {f.name for f in dataclasses.fields(t)
-                     if f.init and f.default is None and type(None) in typing.get_args(hints.get(f.name))}
+                     if f.init and type(None) in typing.get_args(hints.get(f.name))}
     for action in parser._actions:
-        if action.dest in optional and action.nargs is None and callable(action.type):
+        if action.dest not in optional or not callable(action.type):
+            continue
+        if action.nargs is None:
             action.type = _null_or(action.type)
+        elif action.nargs in ("+", "*") and type(action) is argparse._StoreAction:
+            action.type = _null_or(action.type)
+            action.__class__ = _NullableListAction
+
+
+class _NullableListAction(argparse._StoreAction):
+    """A list key given the single value ``null``: None, not ``[None]``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if isinstance(values, list) and any(v is None for v in values):
+            if len(values) != 1:
+                parser.error(f"argument {option_string}: null switches the key off; give it alone")
+            values = None
+        setattr(namespace, self.dest, values)
 
 
 def _null_or(convert):

@@ -25,12 +25,17 @@ For windows of HDF5 recordings use :class:`ThermalVideoClassificationPipeline`, 
     thermal("SL14_R1.h5", keyframe_index=240)   # the window centred on frame 240 (as in training)
     thermal("SL14_R1.h5", start_frame=100)      # frames 100 .. 100 + num_frames - 1
     thermal(clip, top_k=3)                      # arrays / tensors / lists behave as in the stock pipeline
+    thermal(["a.h5", "b.h5"], keyframe_index=[240, 17])   # one position per recording
+    thermal(clips, batch_size=8)                # batches of clips through the model (the stock one cannot)
+    thermal.save_pretrained("folder")           # model + video processor (the stock one drops the processor)
 
 It differs from the stock pipeline only where that helps thermal data: it accepts ``start_frame`` /
 ``keyframe_index`` (edge windows are padded by repeating frames, as in training), it does not force even
 subsampling (a longer clip is cut by the processor's own rule, ``do_sample_frames`` in its config; default: the
-centre ``num_frames``, same frame rate as training), and it rejects a ``(B, T, H, W)`` array (the stock pipeline
-would silently answer for its first clip only: pass a list instead). A model whose processor has a
+centre ``num_frames``, same frame rate as training), it batches (``batch_size``), its ``save_pretrained`` keeps
+the video processor, and it rejects a ``(B, T, H, W)`` array (the stock pipeline answers for its first clip only,
+with a warning: pass a list instead). Both refuse a clip with a colour axis (``(T, H, W, 3)``): a thermal clip
+is one Celsius value per pixel. A model whose processor has a
 ``frame_rate`` (trained on windows resampled in time) reads these windows at that rate on the file's timestamps:
 ``start_frame`` starts the window at that frame's time, ``keyframe_index`` centres it there. An array input has
 no timestamps and is taken as already at that rate.
@@ -40,12 +45,15 @@ To slide a model over whole recordings, in batches and with a timeline, use ``th
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
 from transformers import AutoModelForVideoClassification
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.video_classification import VideoClassificationPipeline
+
+from .models.thermal_slowfast.video_processing_thermal_slowfast import check_clip_layout, window_position
 
 THERMAL_TASK = "thermal-video-classification"
 
@@ -68,11 +76,23 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
         )
         if start_frame is not None and keyframe_index is not None:
             raise ValueError("give start_frame or keyframe_index, not both")
-        if start_frame is not None:
-            preprocess["start_frame"] = int(start_frame)
-        if keyframe_index is not None:
-            preprocess["keyframe_index"] = int(keyframe_index)
+        for name, value in (("start_frame", start_frame), ("keyframe_index", keyframe_index)):
+            if value is not None:  # a list (one position per input) was split by __call__
+                preprocess[name] = window_position(name, value)
         return preprocess, forward, postprocess
+
+    def __call__(self, inputs, **kwargs):
+        """As the stock pipeline; `start_frame` / `keyframe_index` may also be a list, one position per input."""
+        for name in ("start_frame", "keyframe_index"):
+            positions = kwargs.get(name)
+            if isinstance(positions, (list, tuple, np.ndarray)):
+                if not isinstance(inputs, (list, tuple)) or len(inputs) != len(positions):
+                    count = len(inputs) if isinstance(inputs, (list, tuple)) else 1
+                    raise ValueError(f"{name} lists one position per input: got {len(positions)} for {count} input(s)")
+                # The stock machinery runs each input alone: pair every input with its own position.
+                del kwargs[name]
+                return [self(item, **{name: position}, **kwargs) for item, position in zip(inputs, positions)]
+        return super().__call__(inputs, **kwargs)
 
     def preprocess(self, video, num_frames=None, frame_sampling_rate=1, start_frame=None, keyframe_index=None):
         if self.video_processor is None:
@@ -80,6 +100,7 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
         if frame_sampling_rate != 1:
             raise ValueError("frame_sampling_rate is not supported for thermal clips; pass the frames you want")
         if hasattr(video, "ndim") and video.ndim == 4:
+            check_clip_layout(video, "the clip array")  # a (T, H, W, C) clip is said to be one, not a batch
             raise ValueError(
                 f"got a batch array of shape {tuple(video.shape)}: pass a list of (T, H, W) clips to classify several"
             )
@@ -90,14 +111,36 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
             kwargs["keyframe_index"] = keyframe_index
         return self.video_processor(video, return_tensors="pt", **kwargs).to(self.dtype)
 
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        # transformers batches (batch_size > 1) only through a tokenizer, feature extractor or image processor; the
+        # processor's clips of one model share their shape, so its `pixel_values` are concatenated as an image
+        # processor's are. The attribute is restored: saving and preprocessing never see it.
+        lend = batch_size > 1 and self.feature_extractor is None and self.image_processor is None
+        if lend:
+            self.feature_extractor = self.video_processor
+        try:
+            return super().get_iterator(
+                inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
+            )
+        finally:
+            if lend:
+                self.feature_extractor = None
 
-def postprocess_probabilities(logits: np.ndarray, problem_type: str | None = None) -> np.ndarray:
-    """The pipeline's score rule applied to a batch of logits (used by evaluate / predict for equal scores)."""
+    def save_pretrained(self, save_directory, **kwargs):
+        """The model and its video processor, so that `pipeline(..., model=save_directory)` works again. Not the
+        stock method: it leaves the video processor out, and for a registered pipeline class it copies this
+        module into the folder as remote code, which a package-registered model never needs."""
+        if os.path.isfile(save_directory):
+            raise ValueError(f"{save_directory} is a file; save_pretrained writes a folder")
+        self.model.save_pretrained(save_directory, **kwargs)
+        if self.video_processor is not None:
+            self.video_processor.save_pretrained(save_directory, **kwargs)
+
+
+def postprocess_probabilities(logits: np.ndarray) -> np.ndarray:
+    """The pipeline's score rule (softmax: the model is a single-label classifier) applied to a batch of logits
+    (used by evaluate / predict for equal scores)."""
     logits = np.asarray(logits, dtype=np.float64)
-    if problem_type == "multi_label_classification":
-        return 1.0 / (1.0 + np.exp(-logits))
-    if problem_type == "regression":
-        return logits
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)

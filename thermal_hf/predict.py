@@ -137,9 +137,12 @@ def window_starts(total: int, num_frames: int, stride: int) -> np.ndarray:
 def time_window_plan(timestamps: np.ndarray, num_frames: int, frame_rate: float, stride: int) -> np.ndarray:
     """Frame indices ``(W, num_frames)`` of the sliding windows resampled at ``frame_rate`` on ``timestamps``.
 
-    Window k starts ``k * stride / frame_rate`` s after the first timestamp; the last one ends at the last
-    timestamp, so the tail is covered; a recording shorter than one window gives one window centred on its middle
-    (edge frames repeat, as in training).
+    Window k starts at the frame nearest ``k * stride / frame_rate`` s after the first timestamp, and its instants
+    run from that frame's own timestamp, so the pipeline's ``start_frame=`` of a timeline row reads the same window
+    (`ThermalVideoProcessor`, as the training windows are anchored on their keyframe's timestamp). The last window
+    starts at the first frame from which it reaches the last timestamp, so the tail is covered. A recording
+    shorter than one window gives one window centred on its middle (edge frames repeat, as in training; the
+    processor's read of a whole recording).
     """
     from thermal_hf.data.windows import nearest_frames
 
@@ -150,12 +153,11 @@ def time_window_plan(timestamps: np.ndarray, num_frames: int, frame_rate: float,
     span = (num_frames - 1) * step
     first, last = float(stamps[0]), float(stamps[-1])
     if last - first <= span:
-        starts = np.array([(first + last) / 2 - (num_frames // 2) * step])
-    else:
-        starts = first + np.arange(0.0, last - first - span + 1e-6, stride * step)
-        if starts[-1] < last - span - 1e-6:
-            starts = np.append(starts, last - span)
-    return nearest_frames(stamps, starts[:, None] + np.arange(num_frames) * step)
+        return nearest_frames(stamps, ((first + last) / 2 + (np.arange(num_frames) - num_frames // 2) * step)[None])
+    anchors = nearest_frames(stamps, first + np.arange(0.0, last - first - span + 1e-6, stride * step))
+    final = int(np.searchsorted(stamps, last - span - 1e-6, side="left"))  # first frame from which it reaches
+    anchors = np.unique(np.append(anchors[anchors < final], final))
+    return nearest_frames(stamps, stamps[anchors][:, None] + np.arange(num_frames) * step)
 
 
 @dataclass
@@ -258,7 +260,7 @@ def predict_recording(
         for batch in batches:
             inputs = processor(batch.clips, num_frames=num_frames, return_tensors="pt")
             logits = model(pixel_values=inputs["pixel_values"].to(device=device, dtype=dtype)).logits
-            probs = postprocess_probabilities(logits.float().cpu().numpy(), model.config.problem_type)
+            probs = postprocess_probabilities(logits.float().cpu().numpy())
             for idx, clip, ts, p in zip(batch.indices, batch.clips, batch.timestamps, probs):
                 n = len(clip)
                 row: dict[str, Any] = {

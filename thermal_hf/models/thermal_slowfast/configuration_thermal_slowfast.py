@@ -123,7 +123,22 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         super().validate_architecture()
         self._check_values()
 
+    @classmethod
+    def from_dict(cls, config_dict, **kwargs):
+        """As `PretrainedConfig.from_dict`, which sets `from_pretrained`'s keyword overrides after the checks of
+        `__post_init__`: the overridden config is checked again."""
+        out = super().from_dict(config_dict, **kwargs)
+        config = out[0] if isinstance(out, tuple) else out
+        config.image_size = tuple(int(v) for v in config.image_size)
+        config._check_values()
+        return out
+
     def _check_values(self):
+        if self.problem_type not in (None, "single_label_classification"):
+            raise ValueError(
+                f"problem_type must be 'single_label_classification' (or None): this model answers one class a clip "
+                f"and trains with cross-entropy; got {self.problem_type!r}"
+            )
         if self.num_labels < 1:
             raise ValueError(f"num_labels must be at least 1 (the classes of the head), got {self.num_labels}")
         if self.model_depth not in SUPPORTED_DEPTHS:

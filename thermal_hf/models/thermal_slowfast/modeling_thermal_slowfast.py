@@ -129,6 +129,8 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
     """
 
     def __init__(self, config: ThermalSlowFastConfig):
+        # Again here: `from_pretrained(..., key=value)` and attribute edits change a config after its own checks.
+        config._check_values()
         super().__init__(config)
         self.slowfast = build_slowfast(config)
         self.gradient_checkpointing = False
@@ -188,8 +190,12 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
         return [slow, fast]
 
     def forward(
-        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None
-    ) -> ImageClassifierOutput:
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ImageClassifierOutput | tuple:
         r"""
         Args:
             pixel_values (`torch.FloatTensor` of shape `(batch, frames, height, width)` or
@@ -197,6 +203,11 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
                 (`ThermalVideoProcessor` output); resized to `config.image_size` here.
             labels (`torch.LongTensor` of shape `(batch,)`, *optional*): class ids; or float class
                 probabilities `(batch, num_labels)` (mixup / cutmix). Gives a mean cross-entropy `loss`.
+            output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`): also return
+                `hidden_states`: each pathway's output of the stem and of the four residual stages, Slow then Fast
+                (`(batch, channels, frames, height, width)`, 10 tensors), then the pooled features the head
+                classifies (`(batch, features, 1, 1, 1)`). With test-time views, those of the clip as given.
+            return_dict (`bool`, *optional*, defaults to `config.return_dict`): `False` returns a tuple.
 
         Out of training, with `config.test_time_views` > 1, `logits` are the log of the mean probabilities of the
         clip's views (`softmax(logits)` is that mean), and `loss` is computed on them.
@@ -204,15 +215,26 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
         No `**kwargs` on purpose: with them, `Trainer` assumes the model already scales its loss for
         gradient accumulation and the gradients come out multiplied by the accumulation steps.
         """
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if return_dict is None:
+            return_dict = self.config.return_dict
+        hidden_states = [] if output_hidden_states else None
+
+        def view_logits(view: torch.Tensor, first: bool) -> torch.Tensor:
+            if first and hidden_states is not None:
+                return self.single_view_logits(view, hidden_states)
+            return self.single_view_logits(view)
+
         views = 1 if self.training else self.config.test_time_views
         if views == 1:
-            logits = self.single_view_logits(pixel_values)
+            logits = view_logits(pixel_values, True)
         else:
             # One view at a time: memory stays that of a single forward pass, whatever the number of views. The
             # mean probability is taken in log space (log-sum-exp), so a view sure of another class cannot give a
             # probability that underflows to 0 and an infinite loss.
-            log_probabilities = [F.log_softmax(self.single_view_logits(view).float(), dim=-1)
-                                 for view in clip_views(pixel_values, views)]
+            log_probabilities = [F.log_softmax(view_logits(view, i == 0).float(), dim=-1)
+                                 for i, view in enumerate(clip_views(pixel_values, views))]
             logits = torch.logsumexp(torch.stack(log_probabilities), dim=0) - math.log(views)
 
         loss = None
@@ -222,7 +244,10 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
                 loss = F.cross_entropy(logits.float(), labels.float())
             else:
                 loss = F.cross_entropy(logits.float(), labels.long().view(-1))
-        return ImageClassifierOutput(loss=loss, logits=logits)
+        output = ImageClassifierOutput(
+            loss=loss, logits=logits, hidden_states=None if hidden_states is None else tuple(hidden_states)
+        )
+        return output if return_dict else output.to_tuple()
 
     def set_test_time_views(self, views: int) -> None:
         """Answer with `views` test-time views from now on (`config.test_time_views`, checked as the config checks
@@ -235,8 +260,9 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
             self.config.test_time_views = previous
             raise
 
-    def single_view_logits(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """The network's logits for the clips as given: one view, whatever `config.test_time_views` says."""
+    def single_view_logits(self, pixel_values: torch.Tensor, hidden_states: list | None = None) -> torch.Tensor:
+        """The network's logits for the clips as given: one view, whatever `config.test_time_views` says. A list
+        given as `hidden_states` receives the pathway stages' outputs and the pooled features (see `forward`)."""
         x = self.pack_pathways(pixel_values)
         blocks = self.slowfast.blocks
         checkpointing = self.gradient_checkpointing and self.training
@@ -250,6 +276,8 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
                 x = list(self._gradient_checkpointing_func(_run_pathway_block, block, *x))
             else:
                 x = block(x)
+            if hidden_states is not None and idx < len(blocks) - 1:
+                hidden_states.extend(x if isinstance(x, (list, tuple)) else [x])
         return x
 
 

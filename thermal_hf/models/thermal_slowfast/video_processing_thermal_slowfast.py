@@ -7,6 +7,7 @@ implementation). Spatial resizing is *not* done here: the model resizes on the d
 
 from __future__ import annotations
 
+import operator
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,15 +67,51 @@ def read_timestamps(handle, path, total: int, frame_rate: float) -> np.ndarray:
 
 
 class ThermalVideosKwargs(VideosKwargs, total=False):
-    """Keyword arguments `ThermalVideoProcessor` accepts on top of the stock video ones."""
+    """Keyword arguments `ThermalVideoProcessor` accepts on top of the stock video ones. The settings (all but
+    `start_frame` / `keyframe_index`) override the processor's own for that call only, as in `transformers`."""
 
     invalid_floor: float | None
     temperature_range: tuple[float, float] | list[float] | None
     temperature_reference: str | None
     mean: float | None
     std: float | None
+    frame_rate: float | None
+    person_crop_size: int | None
+    person_threshold: float | None
     start_frame: int | Sequence[int] | None
     keyframe_index: int | Sequence[int] | None
+
+
+def window_position(name: str, value: Any) -> int:
+    """A frame index given as ``start_frame`` / ``keyframe_index``: an integer (numpy integers too), never a float
+    silently truncated."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer frame index, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return int(value)
+        raise TypeError(f"{name} must be an integer frame index, got {value!r}") from None
+
+
+def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A tensor's values as numpy; dtypes numpy lacks (bfloat16, float8) become float32."""
+    tensor = tensor.detach().cpu()
+    try:
+        return tensor.numpy()
+    except TypeError:
+        return tensor.float().numpy()
+
+
+def check_clip_layout(clip: np.ndarray, where: str) -> None:
+    """Refuse clips whose last axis is a colour channel: a `(T, H, W, C)` clip would otherwise be read as `T`
+    clips of `H` frames (no thermal frame is 1 or 3 pixels wide)."""
+    if clip.ndim >= 3 and clip.shape[-1] in (1, 3):
+        raise ValueError(
+            f"{where} has shape {tuple(clip.shape)}: its last axis looks like {clip.shape[-1]} colour channel(s). "
+            "A thermal clip is (T, H, W) degrees Celsius, one value per pixel: pass clip[..., 0]"
+        )
 
 
 class ThermalVideoProcessor(BaseVideoProcessor):
@@ -133,6 +170,11 @@ class ThermalVideoProcessor(BaseVideoProcessor):
 
     model_input_names = ["pixel_values"]
     valid_kwargs = ThermalVideosKwargs
+    #: Settings a call may override (`preprocess(..., temperature_range=...)`); the others are its own arguments.
+    _call_settings = (
+        "invalid_floor", "temperature_range", "temperature_reference", "mean", "std", "frame_rate", "person_crop_size",
+        "person_threshold",
+    )
 
     #: Keys written to `video_preprocessor_config.json` (everything else is stock and unused here).
     _saved_keys = (
@@ -200,14 +242,16 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         return out
 
     # ---- numpy steps (also used by the training dataset) ---------------------------------------------------
-    def clean(self, frames: np.ndarray) -> np.ndarray:
-        """float32 copy of a `(T, H, W)` Celsius clip with invalid pixels repaired."""
+    def clean(self, frames: np.ndarray, warn_every_clip: bool = False) -> np.ndarray:
+        """float32 copy of a `(T, H, W)` Celsius clip with invalid pixels repaired. A clip with no valid pixel is
+        warned about once per process (training reads many), or every time with `warn_every_clip` (answers)."""
         frames = np.asarray(frames)
         # One pixel first: a clip whose first pixel is valid (nearly every clip) costs no mask here.
         if (frames.size and transforms.invalid_mask(frames.reshape(-1)[:1], self.invalid_floor)[0]
                 and transforms.invalid_mask(frames, self.invalid_floor).all()):
             # Nothing to repair from: the clip becomes a uniform room, and the model still answers something.
-            logger.warning_once(
+            warn = logger.warning if warn_every_clip else logger.warning_once
+            warn(
                 f"a clip with no valid pixel (every pixel NaN, inf or below {self.invalid_floor} C) was filled with "
                 f"{transforms.DEFAULT_BACKGROUND_TEMPERATURE} C; the answer for it says nothing about the scene"
             )
@@ -302,7 +346,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
             dataset = recording_frames(handle, path)
             total = dataset.shape[0]
             for name, value in (("start_frame", start_frame), ("keyframe_index", keyframe_index)):
-                if value is not None and not 0 <= int(value) < total:
+                if value is not None and not 0 <= window_position(name, value) < total:
                     raise ValueError(f"{path}: {name} {int(value)} outside the recording (0..{total - 1})")
             if self.frame_rate is None:
                 indices = self._frame_indices(total, num_frames, start_frame, keyframe_index, do_sample_frames)
@@ -346,17 +390,24 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         if isinstance(videos, (str, os.PathLike)):
             return [self.read_recording(videos, num_frames, do_sample_frames=do_sample_frames, **per_video(0))]
         if isinstance(videos, torch.Tensor):
-            videos = videos.detach().cpu().numpy()
+            videos = _as_numpy(videos)
         if isinstance(videos, np.ndarray):
+            check_clip_layout(videos, "the clip array")
             if videos.ndim == 3:
                 return [videos]
             if videos.ndim == 4:
+                if videos.shape[1] in (1, 3):
+                    raise ValueError(
+                        f"the clip array has shape {videos.shape}: a (B, T, H, W) batch of {videos.shape[1]}-frame "
+                        f"clips, or a (T, C, H, W) clip with {videos.shape[1]} colour channel(s)? A thermal clip is "
+                        "(T, H, W) degrees Celsius: pass clip[:, 0], or a list of clips"
+                    )
                 return list(videos)
             raise ValueError(f"a clip array must be (T, H, W) or (B, T, H, W) Celsius, got shape {videos.shape}")
         if isinstance(videos, (list, tuple)):
             if not videos:
                 raise ValueError("no video given")
-            items = [v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for v in videos]
+            items = [_as_numpy(v) if isinstance(v, torch.Tensor) else v for v in videos]
             if all(isinstance(v, np.ndarray) and v.ndim == 2 for v in items):
                 return [np.stack(items)]  # a list of frames is one clip
             clips = []
@@ -365,6 +416,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
                     clips.append(self.read_recording(item, num_frames, do_sample_frames=do_sample_frames, **per_video(i)))
                     continue
                 item = np.asarray(item)
+                check_clip_layout(item, f"video {i} of the list")
                 if item.ndim != 3:
                     raise ValueError(f"video {i} of the list must be a (T, H, W) clip or a path, got shape {item.shape}")
                 clips.append(item)
@@ -381,11 +433,24 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         return_tensors: str | None = "pt",
         **kwargs: Any,
     ) -> BatchFeature:
-        """Raw Celsius clips -> `BatchFeature({"pixel_values": (B, T, H, W) float32})`. See the class doc."""
+        """Raw Celsius clips -> `BatchFeature({"pixel_values": (B, T, H, W) float32})`. See the class doc.
+        Settings given here (`temperature_range=...`, see `ThermalVideosKwargs`) apply to this call only."""
+        overrides = {key: kwargs.pop(key) for key in list(kwargs) if key in self._call_settings}
+        if overrides:
+            settings = {key: getattr(self, key) for key in self._saved_keys}
+            if "temperature_reference" in overrides and "temperature_range" not in overrides:
+                settings["temperature_range"] = None  # the new reference's own default range
+            # A new processor checks the values as the constructor does, and this one stays as it was.
+            return type(self)(**{**settings, **overrides}).preprocess(
+                videos, num_frames=num_frames, start_frame=start_frame, keyframe_index=keyframe_index,
+                do_sample_frames=do_sample_frames, return_tensors=return_tensors, **kwargs,
+            )
         if kwargs:
             # The stock pipeline and processors may pass settings that do not apply to thermal clips.
             logger.warning_once(f"ThermalVideoProcessor ignores arguments {sorted(kwargs)}")
         num_frames = self.num_frames if num_frames is None else int(num_frames)
+        # The stock pipeline always passes do_sample_frames=True with its one input (the warning below).
+        from_stock_pipeline = do_sample_frames is True
         do_sample_frames = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
 
         def per_video(i: int) -> dict[str, Any]:
@@ -401,9 +466,16 @@ class ThermalVideoProcessor(BaseVideoProcessor):
             raise ValueError("start_frame / keyframe_index apply to HDF5 recording paths, not to arrays")
 
         clips = self._as_clips(videos, per_video, num_frames, do_sample_frames)
+        if len(clips) > 1 and from_stock_pipeline and isinstance(videos, (np.ndarray, torch.Tensor)):
+            # What the stock pipeline passes: it answers its input's first clip only (`logits[0]`).
+            logger.warning(
+                f"a {len(clips)}-clip (B, T, H, W) array: pipeline('video-classification') answers only its first "
+                "clip; pass a list of (T, H, W) clips to get one answer per clip"
+            )
         out = []
         for clip in clips:
-            out.append(self._finish(self.crop_to_person(self.clean(clip)), num_frames, do_sample_frames))
+            out.append(self._finish(self.crop_to_person(self.clean(clip, warn_every_clip=True)), num_frames,
+                                    do_sample_frames))
         shapes = {c.shape for c in out}
         if len(shapes) > 1:
             raise ValueError(f"clips of one batch must share their frame size, got shapes {sorted(shapes)}")
