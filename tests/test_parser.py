@@ -218,7 +218,8 @@ def test_the_recipes_precision_wins_over_accelerate_launchs(tmp_path, monkeypatc
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
     assert parse(tmp_path, "--mixed_precision", "no").training_args.mixed_precision == "no"
     assert parse(tmp_path, "--mixed_precision", "auto").training_args.mixed_precision == "no"  # no GPU here
-    assert parse(tmp_path).training_args.mixed_precision == "fp16"  # no recipe choice: the launcher's
+    # No recipe choice: the launcher's, except that fp16 has no effect on a CPU (said, and recorded as "no").
+    assert parse(tmp_path).training_args.mixed_precision == "no"
 
 
 def test_field_names_unique_and_augmentations_in_sync():

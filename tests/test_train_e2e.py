@@ -118,9 +118,25 @@ def test_resuming_with_another_model_is_refused_naming_the_key(converted_dataset
     assert (out / "checkpoint-2" / "model.safetensors").read_bytes() == before and not (out / "checkpoint-4").exists()
 
 
+def test_a_second_run_into_a_used_folder_is_refused_then_overwritten(converted_dataset, tmp_path, capsys):
+    from thermal_hf.train import main
+
+    out = tmp_path / "run"
+    common = ["--dataset", converted_dataset, "--max_steps", "2", "--save_steps", "2", "--do_eval", "false"]
+    train_main("--output_dir", out, *common)
+    before = (out / "model.safetensors").read_bytes()
+    assert main([str(TINY), "--output_dir", str(out), "--learning_rate", "0.5", *map(str, common)]) == 2
+    assert "holds an earlier run (checkpoint-2, model.safetensors" in capsys.readouterr().err
+    assert (out / "model.safetensors").read_bytes() == before  # nothing written, nothing lost
+    train_main("--output_dir", out, "--learning_rate", "0.5", "--overwrite_output_dir", "true", *common)
+    assert (out / "model.safetensors").read_bytes() != before and "learning_rate: 0.5" in (out / "recipe.yaml").read_text()
+
+
 def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    common = ["--dataset", converted_dataset, "--max_steps", "4", "--save_steps", "2", "--do_eval", "false"]
+    # With augmentation and mixup: their random streams are saved in the checkpoint and continued.
+    common = ["--dataset", converted_dataset, "--max_steps", "4", "--save_steps", "2", "--do_eval", "false",
+              "--horizontal_flip_prob", "0.5", "--temperature_offset", "1.0", "--mixup_alpha", "0.4"]
     train_main("--output_dir", full, *common)
     # "killed" after the step-2 checkpoint: only that checkpoint exists in the new run's folder
     resumed.mkdir()
@@ -129,6 +145,9 @@ def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path):
 
     state = json.loads((resumed / "trainer_state.json").read_text())
     assert state["global_step"] == 4
+    losses = {name: [e["loss"] for e in json.loads((run / "trainer_state.json").read_text())["log_history"]
+                     if "loss" in e and e["step"] > 2] for name, run in (("full", full), ("resumed", resumed))}
+    assert len(losses["full"]) == 2 and losses["full"] == pytest.approx(losses["resumed"], rel=1e-5)
     a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key

@@ -29,6 +29,8 @@ from transformers import TrainingArguments
 
 from .errors import RecipeError
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_DATASET = "ThermalDataGen/thermal_action_dataset"
 
 CLASS_WEIGHTINGS = ("none", "inverse_frequency", "inverse_sqrt_frequency", "effective_number")
@@ -321,6 +323,16 @@ class ThermalTrainingArguments(TrainingArguments):
     metric_for_best_model: str | None = field(
         default="mean_class_accuracy", metadata={"help": "Metric selecting the best checkpoint (eval_ prefix optional)."}
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into an output_dir that holds an earlier run: its checkpoints and results are removed "
+                          "first. False: such a folder is refused unless resume_from_checkpoint continues it."},
+    )
+    restore_callback_states_from_checkpoint: bool = field(
+        default=True,
+        metadata={"help": "A resumed run restores its callbacks' state (early stopping's patience count) from the "
+                          "checkpoint."},
+    )
     # loss
     class_weighting: str = field(
         default="none",
@@ -397,7 +409,7 @@ class ThermalTrainingArguments(TrainingArguments):
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
             # Several launched processes and no accelerator: without use_cpu transformers would not join them into
             # one gloo job, and each process would train a model of its own into the same output_dir.
-            logging.getLogger(__name__).warning(
+            logger.warning(
                 "%s processes launched on a machine without an accelerator: use_cpu set to true, so they train "
                 "one model together (gloo)", os.environ["WORLD_SIZE"])
             self.use_cpu = True
@@ -453,6 +465,11 @@ class ThermalTrainingArguments(TrainingArguments):
             # TrainingArguments takes accelerate's ACCELERATE_MIXED_PRECISION (exported by `accelerate launch` from
             # its config, fp16 in accelerate_config.yaml) when bf16 and fp16 are false: the recipe's choice wins.
             self.mixed_precision = "no"
+        self._check_precision_on_cpu()
+        if self.load_best_model_at_end and self.eval_strategy == "no":
+            raise RecipeError("recipe key 'load_best_model_at_end' needs evaluations to pick the best checkpoint: set "
+                              "eval_strategy (and save_strategy) to epoch or steps")
+        self._check_scheduler()
         if self.dataloader_pin_memory and (self.use_cpu or not _has_accelerator()):
             # Pinning needs an accelerator: without one torch pins nothing and warns on every DataLoader it builds.
             self.dataloader_pin_memory = False
@@ -466,6 +483,40 @@ class ThermalTrainingArguments(TrainingArguments):
                 "callbacks: weight_averaging makes the final model the mean of the last epochs, and "
                 "load_best_model_at_end makes it the best checkpoint: set load_best_model_at_end to false"
             )
+
+    def _check_precision_on_cpu(self) -> None:
+        if not (self.use_cpu or not _has_accelerator()):
+            return
+        if self.mixed_precision == "fp16":
+            # accelerate has no fp16 autocast on the CPU: the run would be fp32 and recorded as fp16.
+            if self.fp16:
+                raise RecipeError("recipe key 'fp16': fp16 needs a GPU (on the CPU the run would be fp32 recorded as "
+                                  "fp16); use mixed_precision: no, or bf16")
+            logger.warning("accelerate's mixed_precision fp16 has no effect on the CPU: training in fp32")
+            self.mixed_precision = "no"
+        elif self.bf16:
+            logger.warning(
+                "bf16 on the CPU: on some CPUs oneDNN's bfloat16 3D-convolution gradients are not finite; training "
+                "stops with an error if they are (mixed_precision: no trains in fp32)"
+            )
+
+    def _check_scheduler(self) -> None:
+        """Build the schedule once on a dummy optimiser: a schedule that needs keyword arguments (cosine_with_min_lr
+        needs min_lr or min_lr_rate) fails here, by name, not after the data is converted."""
+        import torch
+        from transformers.optimization import get_scheduler
+
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        try:
+            get_scheduler(self.lr_scheduler_type, optimizer=optimizer, num_warmup_steps=1, num_training_steps=10,
+                          scheduler_specific_kwargs=dict(self.lr_scheduler_kwargs or {}))
+        except (TypeError, ValueError) as err:
+            name = getattr(self.lr_scheduler_type, "value", self.lr_scheduler_type)
+            raise RecipeError(
+                f"recipe keys 'lr_scheduler_type: {name}' and 'lr_scheduler_kwargs: {self.lr_scheduler_kwargs or {}}': "
+                f"{err} (a mapping in the YAML, e.g. lr_scheduler_kwargs: {{min_lr_rate: 0.1}}, or JSON on the command "
+                "line)"
+            ) from None
 
     def _resolve_mixed_precision(self) -> str:
         # Decided before TrainingArguments.__post_init__, which validates bf16 against the hardware and then

@@ -14,3 +14,7 @@ class RecipeError(ValueError):
 
 class CheckpointError(ValueError):
     """A checkpoint does not match the architecture it is being imported into."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """Training produced a non-finite loss, gradient or weight; the model is not saved as a result."""

@@ -10,7 +10,11 @@ the same numbers)::
     # machine --device cpu); accelerate's --cpu flag alone starts ONE process unless an MPI launcher is configured
 
 ``DATASET_DIR`` is a converted dataset (``thermal-hf convert``) or a raw dataset folder, converted once into the
-cache by ``thermal_hf.data.convert.ensure_converted`` with the model's ``num_frames``. Clips go through the
+cache by ``thermal_hf.data.convert.ensure_converted`` with the model's ``num_frames`` and ``frame_rate`` and the
+conversion options of the model's ``recipe.yaml`` (target, split, seeds); for a model trained with
+``eval_recordings``, ``--split validation`` is those held-out recordings. With the recipe's ``eval_target:
+keyframe`` the metrics count keyframes (the per-person figures are kept under ``per_person``); ``predictions.csv``
+keeps one row per person. Clips go through the
 training dataset class (``ThermalClipDataset``, no augmentation) and therefore through the model's
 ``ThermalVideoProcessor``: evaluation sees the training preprocessing. Scores are the pipeline's (softmax).
 

@@ -11,14 +11,15 @@ never reported as a success):
 
 - model repo: ``config.json``, the ``*.safetensors`` weights, the video processor
   (``video_preprocessor_config.json``), the evaluation/training records found in the folder (``metrics.json``,
-  ``report.md``, ``confusion_matrix.png``, ``recipe.yaml``, ``class_distribution.json``) and ``README.md`` rendered
-  from the ``model_card.md`` template. Trainer state (optimizer, scheduler, RNG, ``training_args.bin``) is not pushed.
+  ``report.md``, ``confusion_matrix.png``, ``eval_report.json``, ``recipe.yaml``, ``class_distribution.json``) and
+  ``README.md`` rendered from the ``model_card.md`` template. Trainer state (optimizer, scheduler, RNG, ``training_args.bin``) is not pushed.
 - dataset repo: the converted ``DatasetDict`` exactly as ``save_to_disk`` wrote it (bit-exact Array3D frames),
   ``thermal_hf_conversion.json`` and a dataset card. Load it back with
   ``load_from_disk(snapshot_download(repo_id, repo_type="dataset"))``.
 
 The model card is rendered from real results only. The metrics and per-class tables come from ``metrics.json``
-(written by ``thermal-hf evaluate``; looked up in the model folder, or passed), the class distribution from
+(written by ``thermal-hf evaluate``; looked up in the model folder, or passed), else from training's
+``eval_report.json`` (said in the log; that card has no majority-baseline comparison), the class distribution from
 ``class_distribution.json`` (written by training) or the dataset's ``thermal_hf_conversion.json``, the recipe
 verbatim from ``recipe.yaml``. Missing metrics, class distribution or recipe make rendering fail, unless the caller
 chooses ``allow_incomplete=True`` (``--allow_incomplete_card``): the card then says plainly "Not evaluated" /
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import re
 import sys
@@ -46,6 +48,8 @@ from thermal_hf.errors import ThermalDataError
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
+
+logger = logging.getLogger("thermal_hf.hub")
 
 # Files of a model folder that belong on the Hub (anything else, e.g. optimizer.pt of a Trainer checkpoint, stays).
 MODEL_FILES = (
@@ -405,6 +409,9 @@ def render_model_card(
     report = _read_json(report_path) if report_path.is_file() else None
     if metrics is None and report is not None:
         metrics = report.get("metrics") or None
+        if metrics:  # no majority-baseline column: that comes from `thermal-hf evaluate`'s metrics.json
+            logger.warning(f"no metrics.json in {model_dir}: the card reports training's evaluation ({report_path.name}), "
+                           "without the majority-baseline comparison of `thermal-hf evaluate`")
     metrics = _normalise_metrics(metrics) if metrics is not None else None
     if metrics is not None and report is not None and "per_class" not in metrics:
         metrics.update({k: report[k] for k in ("per_class", "confusion_matrix", "label_names", "split", "num_samples")
@@ -659,10 +666,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, help="model folder (save_pretrained output or Trainer checkpoint)")
     p.add_argument("--repo_id", help="model repo on the Hub, ORG/NAME")
     p.add_argument("--private", action="store_true", help="create the repo(s) as private")
-    p.add_argument("--metrics", type=Path, help="metrics.json from `thermal-hf evaluate` (default: MODEL/metrics.json)")
+    p.add_argument("--metrics", type=Path, help="metrics.json from `thermal-hf evaluate` (default: MODEL/metrics.json, "
+                   "else training's MODEL/eval_report.json, which has no majority-baseline comparison)")
     p.add_argument("--base_checkpoint", help="what training started from (default: from recipe.yaml / config)")
-    p.add_argument("--dataset", type=Path, help="converted dataset folder to push too (and to read class counts)")
-    p.add_argument("--dataset_repo_id", help="dataset repo on the Hub, ORG/NAME (required with --dataset)")
+    p.add_argument("--dataset", type=Path, help="converted dataset folder: read for the card's class counts, and pushed "
+                   "too when --dataset_repo_id is given")
+    p.add_argument("--dataset_repo_id", help="dataset repo on the Hub, ORG/NAME (pushes --dataset; required with --dataset "
+                   "alone)")
     p.add_argument("--token", help="Hub token (prefer the HF_TOKEN environment variable: argv is visible to others)")
     p.add_argument("--commit_message", default=None, help="commit message")
     p.add_argument("--allow_incomplete_card", action="store_true",
@@ -691,6 +701,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(card if card is not None else render_dataset_card(args.dataset, args.dataset_repo_id))
             return 0
+        if args.dataset is not None and not args.dataset_repo_id:
+            print(f"{args.dataset}: read for the card's class counts, not pushed (no --dataset_repo_id)")
         if args.dataset is not None and args.dataset_repo_id:
             url = push_dataset(args.dataset, args.dataset_repo_id, private=args.private, token=args.token,
                                **({"commit_message": args.commit_message} if args.commit_message else {}))

@@ -21,6 +21,7 @@ import argparse
 import dataclasses
 import difflib
 import enum
+import json
 import os
 import sys
 import typing
@@ -94,12 +95,7 @@ def load_recipe(path: str | os.PathLike) -> tuple[dict, dict]:
     env = data.pop(ENV_KEY, None) or {}
     if not isinstance(env, dict):
         raise RecipeError(f"recipe {path}: key 'env' must be a mapping NAME: value, got {type(env).__name__}")
-    for key, value in data.items():
-        if isinstance(value, dict):
-            raise RecipeError(
-                f"recipe {path}: key {key!r} holds a nested mapping; recipes are flat (key: value), "
-                "only 'env' is a mapping"
-            )
+    # A mapping under any other key is checked against the key's type by `parse_recipe` (lr_scheduler_kwargs takes one).
     return data, {str(k): "" if v is None else str(v) for k, v in env.items()}
 
 
@@ -113,8 +109,14 @@ def apply_env(env: dict[str, str], override: bool = False) -> dict[str, str]:
     return applied
 
 
+#: Names users give as keys that are values of another key.
+_VALUE_NOT_KEY = {"early_stopping": "callbacks", "weight_averaging": "callbacks", "tensorboard": "report_to"}
+
+
 def suggest(key: str, valid) -> str:
     """`` Did you mean: a, b?`` for the closest valid keys (or an empty string)."""
+    if key in _VALUE_NOT_KEY and _VALUE_NOT_KEY[key] in valid:
+        return f" {key} is a value of the key {_VALUE_NOT_KEY[key]}: --{_VALUE_NOT_KEY[key]} {key}"
     close = difflib.get_close_matches(key, list(valid), n=3, cutoff=0.6)
     return f" Did you mean: {', '.join(close)}?" if close else ""
 
@@ -139,6 +141,8 @@ def _make_parser(types, prog: str | None):
 
 
 _NULL_WORDS = ("null", "none", "~")
+#: Keys for which "none" is a value (no integration), not None.
+_NONE_IS_A_VALUE = ("report_to",)
 
 
 def _accept_null(parser, types) -> None:
@@ -154,7 +158,7 @@ def _accept_null(parser, types) -> None:
         optional |= {f.name for f in dataclasses.fields(t)
                      if f.init and type(None) in typing.get_args(hints.get(f.name))}
     for action in parser._actions:
-        if action.dest not in optional or not callable(action.type):
+        if action.dest not in optional or action.dest in _NONE_IS_A_VALUE or not callable(action.type):
             continue
         if action.nargs is None:
             action.type = _null_or(action.type)
@@ -229,7 +233,16 @@ def parse_recipe(
     where = f"recipe {recipe_path}" if recipe_path else "recipe"
     for key in keys:
         if key not in valid:
+            if isinstance(keys[key], dict):
+                raise RecipeError(f"{where}: key {key!r} holds a nested mapping; recipes are flat (key: value), only "
+                                  "'env' and keys that take a mapping (lr_scheduler_kwargs) hold one")
             raise RecipeError(f"{where}: unknown key {key!r}.{suggest(key, valid)}")
+
+    # The command line overrides the recipe: a key it sets replaces the recipe's key that excludes it.
+    given = set(_cli_keys(argv))
+    for one, other in _EXCLUSIVE_KEYS + tuple((b, a) for a, b in _EXCLUSIVE_KEYS):
+        if one in given and other in keys and other not in given:
+            keys = {k: v for k, v in keys.items() if k != other}
 
     parser = _make_parser(types, prog)
     parser.set_defaults(**_checked_values(parser, types, keys, where))
@@ -269,14 +282,32 @@ def _why_unexpected(argv: list[str], value: str) -> str:
 _KINDS = {"int": "an integer", "float": "a number", "string_to_bool": "true or false", "str": "a string"}
 
 
+#: Keys of which a recipe sets one (their dataclasses refuse both); `--a` on the command line drops the YAML's `b`.
+_EXCLUSIVE_KEYS = (("warmup_steps", "warmup_epochs"),)
+
+
+def _takes_mapping(hint) -> bool:
+    """``dict`` or ``dict | str | None`` (TrainingArguments' ``lr_scheduler_kwargs``, ``optim_args`` ...)."""
+    return any(h is dict or typing.get_origin(h) is dict for h in (hint, *typing.get_args(hint)))
+
+
 def _checked_values(parser, types, keys: dict, where: str) -> dict:
     actions = {a.dest: a for a in parser._actions}
     hints = {}
     for t in types:
         hints.update(typing.get_type_hints(t))
-    return {key: _checked(actions[key], hints.get(key), value, f"{where}: key {key!r}")
-            if key in actions and value is not None and actions[key].type is not None else value
-            for key, value in keys.items()}
+    checked = {}
+    for key, value in keys.items():
+        if isinstance(value, dict):
+            if not _takes_mapping(hints.get(key)):
+                raise RecipeError(f"{where}: key {key!r} holds a nested mapping; recipes are flat (key: value), only "
+                                  "'env' and keys that take a mapping (lr_scheduler_kwargs) hold one")
+            # What the command line gives these keys (TrainingArguments parses the JSON).
+            value = json.dumps(value)
+        elif key in actions and value is not None and actions[key].type is not None:
+            value = _checked(actions[key], hints.get(key), value, f"{where}: key {key!r}")
+        checked[key] = value
+    return checked
 
 
 def _checked(action, hint, value, label: str):

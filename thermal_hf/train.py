@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, RecipeError, ThermalDataError
+from .errors import CheckpointError, RecipeError, ThermalDataError, TrainingDivergedError
 from .parser import ParsedRecipe, dump_recipe, parse_recipe
+from .training.output_dir import check_output_dir, remove_earlier_run, resolve_resume
 
 logger = logging.getLogger("thermal_hf.train")
 
@@ -329,24 +330,17 @@ def build_model(model_args, data_args, training_args, label_names, source: str |
     return model
 
 
-def resolve_resume(training_args) -> str | None:
-    """``resume_from_checkpoint``: true/"last" -> the last checkpoint in output_dir (None if there is none)."""
-    from transformers.trainer_utils import get_last_checkpoint
+def check_finite(model) -> None:
+    """Refuse to save a model with a weight or buffer that is not finite (`TrainingDivergedError`)."""
+    import torch
 
-    value = training_args.resume_from_checkpoint
-    if value in (None, False, "", "false", "False", "no", "none", "None"):
-        return None
-    if value in (True, "true", "True", "yes", "last"):
-        output_dir = Path(training_args.output_dir)
-        last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-        if last is None:
-            logger.warning(f"resume_from_checkpoint: no checkpoint in {output_dir}; training from the start")
-        else:
-            logger.info(f"resuming from {last}")
-        return last
-    if not Path(value).is_dir():
-        raise RecipeError(f"recipe key 'resume_from_checkpoint': {value} is not a checkpoint folder")
-    return str(value)
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise TrainingDivergedError(
+                f"training diverged: {name} holds values that are not finite; the model is not saved (the checkpoints "
+                "saved before are kept). With bf16 on the CPU train in fp32 (mixed_precision: no); else try a lower "
+                "learning_rate"
+            )
 
 
 def class_distribution(splits: dict, label_names: list[str], trainer, data_args, dataset_path) -> dict:
@@ -476,6 +470,15 @@ def run(parsed: ParsedRecipe) -> dict:
     # data
     check_architecture(model_args, data_args)
     check_model_source(model_args, training_args)
+    resume = resolve_resume(training_args) if training_args.do_train else None
+    earlier = check_output_dir(training_args, resume)
+    if training_args.world_size > 1:
+        training_args.distributed_state.wait_for_everyone()  # every process has looked before anything changes
+    if training_args.do_train and training_args.process_index == 0:
+        remove_earlier_run(training_args.output_dir, earlier, resumed=resume is not None)
+        # Now, not at the end: a stopped run's folder says what to resume it with.
+        Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+        dump_recipe(parsed, Path(training_args.output_dir) / RECIPE_FILE)
     data = load_data(data_args, training_args)
     dataset_path, label_names, train_split, eval_split = data.path, data.label_names, data.train, data.eval
 
@@ -506,7 +509,6 @@ def run(parsed: ParsedRecipe) -> dict:
     output_dir = Path(training_args.output_dir)
     metrics: dict = {}
     if training_args.do_train:
-        resume = resolve_resume(training_args)
         if resume is not None:
             check_resume_matches(resume, trainer.model.config)
         result = trainer.train(resume_from_checkpoint=resume)
@@ -521,6 +523,7 @@ def run(parsed: ParsedRecipe) -> dict:
                 num_workers=training_args.dataloader_num_workers, seed=seed,
                 is_main_process=trainer.is_world_process_zero(), distributed=training_args.world_size > 1,
                 progress=not training_args.disable_tqdm))
+        check_finite(trainer.model)  # a NaN the logs did not show (between two logging steps) is not saved either
         trainer.save_model()  # model + processor (processing_class)
         metrics.update(result.metrics)
         trainer.log_metrics("train", result.metrics)
@@ -583,6 +586,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, ThermalDataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingDivergedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     finally:
         _destroy_process_group()
     return 0

@@ -7,6 +7,7 @@ Logging integrations are not callbacks here: TensorBoard (and the others) come t
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import torch
@@ -109,6 +110,29 @@ def _weight_averaging(args) -> TrainerCallback:
     return WeightAveragingCallback(start=args.weight_averaging_start)
 
 
+class StopOnNonFinite(TrainerCallback):
+    """Stop training, with an error, at the first logged loss or gradient norm that is not finite.
+
+    `Trainer` goes on after a NaN (it clips a NaN gradient to NaN weights and, with `logging_nan_inf_filter`, logs
+    the loss as if nothing happened), then saves the NaN model and evaluates it. Always on (`ThermalTrainer`).
+    """
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        bad = {key: logs[key] for key in ("loss", "grad_norm") if isinstance((logs or {}).get(key), (int, float))
+               and not math.isfinite(logs[key])}
+        if bad:
+            from ..errors import TrainingDivergedError
+
+            shown = ", ".join(f"{key} {value}" for key, value in bad.items())
+            hint = (" bf16 on the CPU is a known cause (oneDNN's bfloat16 3D-convolution gradients): train in fp32 "
+                    "(mixed_precision: no)." if args.bf16 and args.device.type == "cpu" else
+                    " Try a lower learning_rate or max_grad_norm, or fp32 (mixed_precision: no).")
+            raise TrainingDivergedError(
+                f"training diverged at step {state.global_step}: {shown}. The model is not saved; the checkpoints "
+                f"saved before (in {args.output_dir}) are kept.{hint}"
+            )
+
+
 #: name -> factory taking the `ThermalTrainingArguments`.
 CALLBACKS: dict[str, Callable[..., TrainerCallback]] = {
     "early_stopping": _early_stopping,
@@ -121,4 +145,4 @@ def build_callbacks(args) -> list[TrainerCallback]:
     return [CALLBACKS[name](args) for name in args.callbacks]
 
 
-__all__ = ["CALLBACKS", "WeightAveragingCallback", "build_callbacks", "recompute_batch_norm"]
+__all__ = ["CALLBACKS", "StopOnNonFinite", "WeightAveragingCallback", "build_callbacks", "recompute_batch_norm"]

@@ -62,6 +62,8 @@ class ThermalClipDataset(Dataset):
                              else np.zeros(len(self._labels), dtype=bool))
         self._rng: np.random.Generator | None = None
         self._rng_key = None
+        self._fetched = 0  # items augmented in this process's main-process reads
+        self._states: dict[int, dict] = {}  # the generator's state before each of the last reads
 
     @property
     def labels(self) -> np.ndarray:
@@ -79,6 +81,9 @@ class ThermalClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self._labels)
 
+    #: Read-ahead covered by `random_state` (items): far more than a DataLoader's prefetch of a batch or two.
+    _KEPT_STATES = 4096
+
     def _generator(self) -> np.random.Generator:
         info = torch.utils.data.get_worker_info()
         # In a worker torch.initial_seed() changes every epoch (and per worker and rank, via Trainer's
@@ -88,6 +93,29 @@ class ThermalClipDataset(Dataset):
             self._rng = np.random.default_rng([self.seed, _process_rank(), key[0] % (2**63), 0 if info is None else info.id])
             self._rng_key = key
         return self._rng
+
+    def random_state(self, consumed: int) -> dict | None:
+        """This process's augmentation stream as it was after its first ``consumed`` augmented items, for a
+        checkpoint: the DataLoader reads ahead of training, so the generator itself is a batch or more further.
+        None when nothing was augmented in this process (with DataLoader workers, whose streams start afresh every
+        epoch) or that point is no longer recorded."""
+        if self._rng is None or self._rng_key[1] is not None:
+            return None
+        state = self._rng.bit_generator.state if consumed == self._fetched else self._states.get(consumed)
+        return None if state is None else {"consumed": int(consumed), "state": state}
+
+    def set_random_state(self, state: dict) -> None:
+        """Continue the stream `random_state` recorded (a resumed run augments as the uninterrupted run did)."""
+        self._generator().bit_generator.state = state["state"]
+        self._fetched, self._states = int(state["consumed"]), {}
+
+    def _augmentation_generator(self) -> np.random.Generator:
+        generator = self._generator()
+        if self._rng_key[1] is None:  # main process: remember where each item started (see random_state)
+            self._states[self._fetched] = generator.bit_generator.state
+            self._states.pop(self._fetched - self._KEPT_STATES, None)
+            self._fetched += 1
+        return generator
 
     def __getitem__(self, index: int) -> dict:
         index = int(index)
@@ -101,7 +129,7 @@ class ThermalClipDataset(Dataset):
             frames = self.processor.crop_to_person(np.asarray(frames, dtype=np.float32), box)
         frames = self.processor.fit_length(frames)
         if self.augmentation is not None:  # no box: the model does not take one (the random stream is the same)
-            frames, _ = augment(frames, None, self.augmentation, self._generator())
+            frames, _ = augment(frames, None, self.augmentation, self._augmentation_generator())
         pixel_values = np.ascontiguousarray(self.processor.normalize(frames), dtype=np.float32)
         return {"pixel_values": torch.from_numpy(pixel_values), "labels": int(self._labels[index])}
 

@@ -42,8 +42,11 @@ Warm-up (`create_scheduler`)
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,7 +55,7 @@ from torch.utils.data import Sampler
 from transformers import Trainer
 from transformers.utils import logging
 
-from .callbacks import build_callbacks
+from .callbacks import StopOnNonFinite, build_callbacks
 
 logger = logging.get_logger(__name__)
 
@@ -187,6 +190,7 @@ class ThermalTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.add_callback(StopOnNonFinite())
         for callback in build_callbacks(self.args):
             self.add_callback(callback)
         if sampling not in ("natural", "class_balanced"):
@@ -195,6 +199,7 @@ class ThermalTrainer(Trainer):
         self.mixup_alpha = float(mixup_alpha)
         self.cutmix_alpha = float(cutmix_alpha)
         self._mix_generator: torch.Generator | None = None
+        self._items_trained = 0
         if class_weights is None:
             class_weights = self._class_weights_from_dataset()
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
@@ -279,6 +284,8 @@ class ThermalTrainer(Trainer):
         if labels is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         targets = labels
+        if model.training:
+            self._items_trained += int(labels.shape[0])  # training items read so far (see _save_rng_state)
         if model.training and (self.mixup_alpha > 0 or self.cutmix_alpha > 0):
             inputs["pixel_values"], targets = self._mix(inputs["pixel_values"], labels)
         # The model is called without labels: the loss is computed here, in float32.
@@ -302,6 +309,38 @@ class ThermalTrainer(Trainer):
                 # DDP averages gradients over processes; the denominator is already the global one.
                 loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
+
+    # ---- random streams of a resumed run ---------------------------------------------------------------------
+    # Trainer saves and restores torch's, numpy's and Python's global generators; the augmentation stream (the
+    # dataset's own generator) and the mixup / cutmix one are saved beside them, in JSON (nothing to unpickle).
+    def _augmentation_state_path(self, folder) -> Path:
+        return Path(folder) / f"augmentation_rng_state_{self.args.process_index}.json"
+
+    def _save_rng_state(self, output_dir) -> None:
+        super()._save_rng_state(output_dir)
+        random_state = getattr(self.train_dataset, "random_state", None)
+        state = {"dataset": random_state(self._items_trained) if random_state is not None else None,
+                 "mix": None if self._mix_generator is None else self._mix_generator.get_state().tolist()}
+        self._augmentation_state_path(output_dir).write_text(json.dumps(state) + "\n")
+
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if isinstance(resume_from_checkpoint, (str, os.PathLike)):
+            self._restore_augmentation_state(resume_from_checkpoint)
+        return super().train(resume_from_checkpoint, *args, **kwargs)
+
+    def _restore_augmentation_state(self, checkpoint) -> None:
+        # Before the first batch: Trainer restores its own generators only after fetching it.
+        path = self._augmentation_state_path(checkpoint)
+        if not path.is_file():
+            logger.info(f"{path.name} not in {checkpoint}: the resumed run's augmentations start a new stream")
+            return
+        state = json.loads(path.read_text())
+        if state.get("dataset") is not None and hasattr(self.train_dataset, "set_random_state"):
+            self.train_dataset.set_random_state(state["dataset"])
+            self._items_trained = int(state["dataset"]["consumed"])
+        if state.get("mix") is not None:
+            self._mix_generator = torch.Generator()
+            self._mix_generator.set_state(torch.tensor(state["mix"], dtype=torch.uint8))
 
     # ---- optimizer ------------------------------------------------------------------------------------------
     def get_decay_parameter_names(self, model) -> list[str]:
