@@ -253,3 +253,18 @@ def test_bfloat16_tensors_and_integer_positions(processor, recording):
                        processor(path, keyframe_index=20.0).pixel_values)
     with pytest.raises(TypeError, match="integer frame index"):
         processor(path, keyframe_index=20.5)
+
+
+def test_a_whole_recording_subsampled_sparser_than_training_is_warned_about(processor, recording):
+    from transformers.testing_utils import CaptureLogger
+
+    from thermal_hf.models.thermal_slowfast import video_processing_thermal_slowfast as module
+
+    path, _ = recording
+    with CaptureLogger(module.logger) as window:
+        processor(path, keyframe_index=20, do_sample_frames=True)
+        processor(path)  # the processor's own rule: the centre frames, as dense as training
+    assert "evenly subsampled" not in window.out
+    with CaptureLogger(module.logger) as whole:
+        processor(path, do_sample_frames=True)  # what the stock pipeline asks for
+    assert "evenly subsampled to 16 frames" in whole.out and "thermal-video-classification" in whole.out

@@ -354,10 +354,27 @@ class ThermalVideoProcessor(BaseVideoProcessor):
                 stamps = read_timestamps(handle, path, total, self.frame_rate)
                 indices = self._time_indices(stamps, num_frames, start_frame, keyframe_index, do_sample_frames)
             indices = np.asarray(indices, dtype=np.int64)
+            if start_frame is None and keyframe_index is None and do_sample_frames:
+                self._warn_if_sparser_than_training(path, total, num_frames,
+                                                    stamps if self.frame_rate is not None else None)
             low, high = int(indices.min()), int(indices.max())
             # One contiguous read of the covered rows (h5py slices chunk-wise), then index in memory.
             block = dataset[low : high + 1]
         return np.asarray(block[indices - low], dtype=np.float32)
+
+    def _warn_if_sparser_than_training(self, path, total: int, num_frames: int, stamps) -> None:
+        """A whole recording evenly subsampled (what the stock pipeline asks for) spans more time than a training
+        window: the answer is for a clip unlike any the model learnt from."""
+        if stamps is None:
+            sparser = total > num_frames
+        else:
+            sparser = (float(stamps[-1]) - float(stamps[0])) / num_frames > 1.01 * 1000.0 / self.frame_rate
+        if sparser:
+            logger.warning_once(
+                f"{path}: the whole recording was evenly subsampled to {num_frames} frames, a clip sparser in time than "
+                "the model's training windows; for the window at a frame use the thermal pipeline "
+                "(pipeline('thermal-video-classification')(path, keyframe_index=N)), for a timeline `thermal-hf predict`"
+            )
 
     def _frame_indices(self, total, num_frames, start_frame, keyframe_index, do_sample_frames) -> np.ndarray:
         """Window of consecutive recorded frames (no `frame_rate`)."""
