@@ -48,3 +48,17 @@ def test_a_missing_folder_training_would_generate_is_not_generated_by_the_check(
     out = capsys.readouterr().out
     assert "[WARN] data folder" in out and "training will generate a synthetic dataset there" in out, out
     assert status == 0 and not typo.exists() and not (tmp_path / "cache").exists()
+
+
+def test_an_output_folder_train_would_refuse_fails_the_check(synthetic_root, tmp_path, capsys):
+    out = tmp_path / "out"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    (out / "checkpoint-2" / "optimizer.pt").write_bytes(b"")
+    common = [str(TINY), "--dataset", str(synthetic_root), "--cache_dir", str(tmp_path / "cache"), "--output_dir", str(out)]
+    assert main(common) == 1
+    assert "[FAIL] output folder" in capsys.readouterr().out
+    assert main([*common, "--resume_from_checkpoint", "true"]) == 0
+    assert "training resumes from" in capsys.readouterr().out
+    assert main([*common, "--overwrite_output_dir", "true"]) == 0
+    assert "overwrite_output_dir removes the earlier run's checkpoint-2" in capsys.readouterr().out

@@ -252,10 +252,20 @@ def check_output(checklist: Checklist, training_args) -> None:
     except OSError as err:
         checklist.add(FAIL, "output folder", f"{out} is not writable ({err.strerror or err})")
         return
-    checkpoints = sorted(out.glob("checkpoint-*")) if out.is_dir() else []
-    if checkpoints and training_args.resume_from_checkpoint in (None, False, "false"):
-        checklist.add(WARN, "output folder", f"{out} holds {len(checkpoints)} checkpoint(s); this run starts over "
-                                             "(resume_from_checkpoint: true continues from the last)")
+    from .errors import RecipeError
+    from .training.output_dir import check_output_dir, resolve_resume
+
+    try:  # what `train` decides about this folder, before it converts anything
+        resume = resolve_resume(training_args) if training_args.do_train else None
+        earlier = check_output_dir(training_args, resume)
+    except RecipeError as err:
+        checklist.add(FAIL, "output folder", str(err))
+        return
+    if resume is not None:
+        checklist.add(OK, "output folder", f"{out}: training resumes from {resume}")
+    elif earlier:
+        checklist.add(WARN, "output folder", f"{out}: overwrite_output_dir removes the earlier run's "
+                                             f"{', '.join(earlier[:6])}{' ...' if len(earlier) > 6 else ''}")
     else:
         checklist.add(OK, "output folder", f"{out} writable")
 
