@@ -364,3 +364,37 @@ def test_clip_reader_many_chunks(converted):
     reader, npds = ClipReader(ds), ds.with_format("numpy")
     for i in range(ds.num_rows):
         assert reader.frames(i).tobytes() == npds[i]["frames"].tobytes()
+
+
+def test_an_empty_split_is_refused_before_anything_is_written(tmp_path):
+    raw = write_raw_dataset(tmp_path / "raw")  # edited: not the module's
+    edit_json(raw, "val", lambda d: d.__setitem__("annotations", []))
+    with pytest.raises(ThermalDataError, match=r"no usable validation samples in the annotations of split "
+                                               r"'validation' \(val.json\)"):
+        convert_dataset(raw, tmp_path / "out", num_frames=NUM_FRAMES)
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out*"))
+    assert (tmp_path / "raw" / "frames" / "R1.h5").is_file()
+
+
+def test_an_output_inside_a_linked_frames_folder_is_refused(raw, tmp_path):
+    linked = tmp_path / "linked"
+    (linked / "annotations").mkdir(parents=True)
+    for name in ("train.json", "val.json"):
+        (linked / "annotations" / name).write_text((raw / "annotations" / name).read_text())
+    (linked / "frames").symlink_to(raw / "frames")
+    before = sorted(p.name for p in (raw / "frames").iterdir())
+    with pytest.raises(ThermalDataError, match="overlaps the raw dataset"):
+        convert_dataset(linked, raw / "frames", num_frames=NUM_FRAMES, overwrite=True)
+    assert sorted(p.name for p in (raw / "frames").iterdir()) == before
+
+
+def test_warnings_are_kept_in_the_record_and_an_unwritable_place_is_named(tmp_path):
+    raw = write_raw_dataset(tmp_path / "raw")  # edited: not the module's
+    edit_json(raw, "train", lambda d: d["images"][0].__setitem__("timestamp", 1))
+    with pytest.warns(UserWarning, match="timestamp 1"):
+        convert_dataset(raw, tmp_path / "out", num_frames=NUM_FRAMES)
+    assert any("timestamp 1" in w for w in read_conversion_info(tmp_path / "out")["warnings"])
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(ThermalDataError, match="cannot write the converted dataset there"):
+        convert_dataset(raw, blocked / "out", num_frames=NUM_FRAMES)

@@ -57,7 +57,7 @@ def test_a_used_folder_is_refused_naming_what_it_holds(tmp_path):
 
 def test_overwrite_removes_the_earlier_run_and_nothing_else(tmp_path):
     _earlier_run(tmp_path)
-    remove_earlier_run(tmp_path, check_output_dir(_args(tmp_path, overwrite=True), None), resumed=False)
+    remove_earlier_run(tmp_path, check_output_dir(_args(tmp_path, overwrite=True), None))
     assert previous_run(tmp_path) == []
     assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "runs").is_dir()
 
@@ -66,7 +66,7 @@ def test_a_resume_keeps_checkpoints_and_model_and_drops_the_earlier_results(tmp_
     _earlier_run(tmp_path)
     resume = resolve_resume(_args(tmp_path, resume="true"))
     assert resume == str(tmp_path / "checkpoint-20")
-    remove_earlier_run(tmp_path, check_output_dir(_args(tmp_path, resume="true"), resume), resumed=True)
+    remove_earlier_run(tmp_path, check_output_dir(_args(tmp_path, resume="true"), resume))
     assert (tmp_path / "checkpoint-10").is_dir() and (tmp_path / "model.safetensors").is_file()
     assert not any((tmp_path / name).exists() for name in RESULT_FILES)
 
@@ -95,7 +95,7 @@ def test_a_resume_folder_that_cannot_be_continued_is_refused(tmp_path, kind, mes
 def test_a_non_finite_loss_or_gradient_stops_training():
     from thermal_hf.training.callbacks import StopOnNonFinite
 
-    args = SimpleNamespace(bf16=True, device=torch.device("cpu"), output_dir="out")
+    args = SimpleNamespace(bf16=True, fp16=False, mixed_precision="bf16", device=torch.device("cpu"), output_dir="out")
     state = SimpleNamespace(global_step=7)
     StopOnNonFinite().on_log(args, state, None, logs={"loss": 1.5, "grad_norm": 2.0})
     with pytest.raises(TrainingDivergedError, match=r"step 7: grad_norm nan.*bf16 on the CPU"):
@@ -115,3 +115,51 @@ def test_a_model_with_a_non_finite_weight_is_not_saved():
         next(model.parameters())[0] = math.nan
     with pytest.raises(TrainingDivergedError, match="not finite"):
         check_finite(model)
+
+
+def test_what_a_stopped_run_left_does_not_block_the_next(tmp_path):
+    (tmp_path / "recipe.yaml").write_text("written when that run started")
+    _checkpoint(tmp_path, 13, complete=False)
+    left = check_output_dir(_args(tmp_path), None)
+    assert sorted(left) == ["checkpoint-13", "recipe.yaml"]
+    remove_earlier_run(tmp_path, left)
+    assert previous_run(tmp_path) == []
+
+
+def test_overwrite_never_removes_the_model_the_run_starts_from(tmp_path):
+    _earlier_run(tmp_path)
+    with pytest.raises(RecipeError, match="would remove .*the recipe's model_name_or_path"):
+        check_output_dir(_args(tmp_path, overwrite=True), None, str(tmp_path))
+    with pytest.raises(RecipeError, match="model_name_or_path"):
+        check_output_dir(_args(tmp_path, overwrite=True), None, str(tmp_path / "checkpoint-10"))
+    assert check_output_dir(_args(tmp_path, overwrite=True), None, "org/hub-model")  # not a folder of it
+
+
+def test_resuming_another_folders_checkpoint_into_a_used_folder_is_refused(tmp_path):
+    _earlier_run(tmp_path / "used")
+    other = _checkpoint(tmp_path / "other", 10)
+    with pytest.raises(RecipeError, match="is not one of its checkpoints"):
+        check_output_dir(_args(tmp_path / "used", resume=str(other)), str(other))
+    assert check_output_dir(_args(tmp_path / "fresh", resume=str(other)), str(other)) == []
+
+
+def test_an_fp16_step_skipped_by_the_loss_scaler_is_not_divergence_and_a_nan_checkpoint_is_removed(tmp_path):
+    from conftest import make_tiny_model
+
+    from thermal_hf.training.callbacks import StopOnNonFinite
+
+    args = SimpleNamespace(fp16=True, bf16=False, mixed_precision="fp16", device=torch.device("cuda"),
+                           output_dir=str(tmp_path))
+    state = SimpleNamespace(global_step=3, is_world_process_zero=True)
+    StopOnNonFinite(lambda: True).on_log(args, state, None, logs={"loss": 2.0, "grad_norm": math.inf})
+    with pytest.raises(TrainingDivergedError, match="grad_norm inf"):
+        StopOnNonFinite(lambda: False).on_log(args, state, None, logs={"loss": 2.0, "grad_norm": math.inf})
+    model = make_tiny_model()
+    (tmp_path / "checkpoint-3").mkdir()
+    StopOnNonFinite().on_save(args, state, None, model=model)
+    assert (tmp_path / "checkpoint-3").is_dir()
+    with torch.no_grad():
+        next(model.parameters())[0] = math.nan
+    with pytest.raises(TrainingDivergedError, match="weights that are not finite"):
+        StopOnNonFinite().on_save(args, state, None, model=model)
+    assert not (tmp_path / "checkpoint-3").exists()

@@ -215,10 +215,11 @@ def test_mixed_precision_auto_on_cpu(tmp_path):
 def test_the_recipes_precision_wins_over_accelerate_launchs(tmp_path, monkeypatch):
     """`accelerate launch` exports its config's mixed_precision (fp16 in accelerate_config.yaml); TrainingArguments
     would take it whenever bf16 and fp16 are false, so a recipe's `no` (or `auto` on a CPU) must be kept."""
-    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # bf16 runs on a CPU too: the launcher's value stays
+    assert parse(tmp_path).training_args.mixed_precision == "bf16"  # no recipe choice: the launcher's
     assert parse(tmp_path, "--mixed_precision", "no").training_args.mixed_precision == "no"
     assert parse(tmp_path, "--mixed_precision", "auto").training_args.mixed_precision == "no"  # no GPU here
-    # No recipe choice: the launcher's, except that fp16 has no effect on a CPU (said, and recorded as "no").
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")  # no effect on a CPU: said, and recorded as "no"
     assert parse(tmp_path).training_args.mixed_precision == "no"
 
 

@@ -174,13 +174,18 @@ def test_thermal_pipeline_batches_saves_its_processor_and_takes_one_position_per
     for alone, together, clip in zip(one_by_one, batched, clips):
         _assert_same(_scores(together), _scores(alone), tol=1e-5)
         _assert_same(_scores(alone), _reference(model, processor, clip))
-    assert thermal.feature_extractor is None  # lent for batching only
 
     positions = thermal([str(recording), recording], keyframe_index=[START + T // 2, 30], top_k=14)
     _assert_same(_scores(positions[0]), _scores(thermal(recording, keyframe_index=START + T // 2, top_k=14)))
     _assert_same(_scores(positions[1]), _scores(thermal(recording, keyframe_index=30, top_k=14)))
     with pytest.raises(ValueError, match="one position per input"):
         thermal([recording, recording], keyframe_index=[3])
+    with pytest.raises(ValueError, match="goes with a list of inputs"):
+        thermal(recording, keyframe_index=[3])
+    small = rng.uniform(10, 40, (T, 24, 32)).astype(np.float32)
+    assert len(thermal([clips[0], small], top_k=2)) == 2  # one at a time: any sizes
+    with pytest.raises(ValueError, match="one frame size"):
+        thermal([clips[0], small], batch_size=2)
     with pytest.raises(TypeError, match="integer frame index"):
         thermal(recording, keyframe_index=10.7)
 

@@ -197,6 +197,18 @@ ERROR_CASES = {
                                      ["annotations/val.json", f"category_name {CATEGORIES[1]!r} contradicts category_id"]),
     "orphan annotation": (_json("train", _set_ann(2, "image_id", "nope_123")), ["image nope_123",
                                                                                  "not in 'images'"]),
+    "unsigned timestamps backwards": (_replace_dataset("timestamps", np.arange(N_FRAMES, 0, -1).astype(np.uint32)),
+                                      ["frames/R1.h5", "go backwards"]),
+    "no frame": (_replace_dataset("frames", np.zeros((0, H, W), np.float32)), ["frames/R1.h5", "no frame or no pixel"]),
+    "sensor_id outside frames/": (_json("train", _set_image(0, "sensor_id", "../R1")), ["sensor_id is '../R1'",
+                                                                                        "no folder"]),
+    "bbox of strings": (_json("val", _set_ann(1, "bbox", ["0.5", "0.5", "0.1", "0.1"])), ["not 4 finite numbers"]),
+    "bbox of booleans": (_json("val", _set_ann(1, "bbox", [True, True, False, False])), ["not 4 finite numbers"]),
+    "bbox without area": (_json("val", _set_ann(1, "bbox", [0.5, 0.5, 0.0, 0.2])), ["has no area"]),
+    "object_id not an integer": (_json("train", _set_ann(0, "object_id", "3")), ["object_id '3'"]),
+    "one keyframe under two image ids": (
+        _json("train", lambda d: d["images"].append({**d["images"][0], "id": "copy"})),
+        ["image copy", "like image", "one image per keyframe"]),
 }
 
 
@@ -278,3 +290,44 @@ def test_timestamp_mismatch_is_only_a_warning(raw):
     with pytest.warns(UserWarning, match="timestamp 5"):
         source = DatasetSource.open(raw)
     assert len(source.splits["train"].images) == 6
+
+
+def test_one_keyframe_in_both_splits_under_two_ids_is_refused(raw):
+    train = json.loads((raw / "annotations" / "train.json").read_text())
+    edit_json(raw, "val", lambda d: (d["images"].append({**train["images"][0], "id": "leak"}),
+                                     d["annotations"].append({**train["annotations"][0], "id": 999, "image_id": "leak",
+                                                              "category_id": 2, "category_name": CATEGORIES[2]})))
+    with pytest.raises(ThermalDataError, match=r"annotations/val.json: image leak: is frames/R1.h5 row 2, like image"):
+        DatasetSource.open(raw)
+
+
+def test_people_without_object_id_are_numbered_in_their_keyframe(raw):
+    def drop(d):
+        for a in d["annotations"]:
+            a.pop("object_id")
+
+    edit_json(raw, "val", drop)
+    with pytest.warns(UserWarning, match="9 annotation"):  # one val keyframe per recording, 3 people each
+        source = DatasetSource.open(raw)
+    ids = {}
+    for a in source.splits["validation"].annotations:
+        ids.setdefault(a.image_id, []).append(a.object_id)
+    assert all(sorted(people) == [0, 1, 2] for people in ids.values()) and len(ids) == 3
+    assert any("no object_id" in w for w in source.warnings)
+
+
+def test_duplicate_category_names_are_fatal(raw):
+    edit_json(raw, "train", lambda d: d["categories"].__setitem__(1, {"id": 1, "name": CATEGORIES[0]}))
+    with pytest.raises(ThermalDataError, match="is given to 2 categories"):
+        DatasetSource.open(raw, skip_invalid=True)
+
+
+def test_unused_recordings_and_a_second_val_file_are_said(raw):
+    import shutil
+
+    shutil.copy(raw / "frames" / "R1.h5", raw / "frames" / "EXTRA.h5")
+    shutil.copy(raw / "annotations" / "val.json", raw / "annotations" / "validation.json")
+    source = DatasetSource.open(raw)
+    said = "\n".join(source.warnings)
+    assert "1 recording(s) no annotation uses, left out: EXTRA" in said
+    assert "annotations/val.json and annotations/validation.json both exist" in said

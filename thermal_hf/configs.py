@@ -490,11 +490,12 @@ class ThermalTrainingArguments(TrainingArguments):
         if self.mixed_precision == "fp16":
             # accelerate has no fp16 autocast on the CPU: the run would be fp32 and recorded as fp16.
             if self.fp16:
-                raise RecipeError("recipe key 'fp16': fp16 needs a GPU (on the CPU the run would be fp32 recorded as "
-                                  "fp16); use mixed_precision: no, or bf16")
+                raise RecipeError("fp16 (recipe key fp16, or mixed_precision: fp16) needs a GPU: on the CPU the run "
+                                  "would be fp32 recorded as fp16. Use mixed_precision: auto (fp16 on GPUs, fp32 here) "
+                                  "or no, or bf16")
             logger.warning("accelerate's mixed_precision fp16 has no effect on the CPU: training in fp32")
             self.mixed_precision = "no"
-        elif self.bf16:
+        elif self.mixed_precision == "bf16":  # the recipe's, or `accelerate launch`'s
             logger.warning(
                 "bf16 on the CPU: on some CPUs oneDNN's bfloat16 3D-convolution gradients are not finite; training "
                 "stops with an error if they are (mixed_precision: no trains in fp32)"
@@ -506,7 +507,7 @@ class ThermalTrainingArguments(TrainingArguments):
         import torch
         from transformers.optimization import get_scheduler
 
-        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=self.learning_rate)
         try:
             get_scheduler(self.lr_scheduler_type, optimizer=optimizer, num_warmup_steps=1, num_training_steps=10,
                           scheduler_specific_kwargs=dict(self.lr_scheduler_kwargs or {}))

@@ -241,7 +241,7 @@ def check_model(checklist: Checklist, model_args, data_args, training_args, data
     checklist.add(OK, "forward/backward", f"loss {loss.item():.3f} on {device} in {step_s:.2f} s{memory}")
 
 
-def check_output(checklist: Checklist, training_args) -> None:
+def check_output(checklist: Checklist, training_args, model_source: str | None = None) -> None:
     out = Path(training_args.output_dir).expanduser()
     existing = out
     while not existing.exists() and existing != existing.parent:
@@ -257,15 +257,18 @@ def check_output(checklist: Checklist, training_args) -> None:
 
     try:  # what `train` decides about this folder, before it converts anything
         resume = resolve_resume(training_args) if training_args.do_train else None
-        earlier = check_output_dir(training_args, resume)
+        earlier = check_output_dir(training_args, resume, model_source)
     except RecipeError as err:
         checklist.add(FAIL, "output folder", str(err))
         return
     if resume is not None:
         checklist.add(OK, "output folder", f"{out}: training resumes from {resume}")
     elif earlier:
-        checklist.add(WARN, "output folder", f"{out}: overwrite_output_dir removes the earlier run's "
-                                             f"{', '.join(earlier[:6])}{' ...' if len(earlier) > 6 else ''}")
+        shown = f"{', '.join(earlier[:6])}{' ...' if len(earlier) > 6 else ''}"
+        if training_args.overwrite_output_dir:
+            checklist.add(WARN, "output folder", f"{out}: overwrite_output_dir removes the earlier run's {shown}")
+        else:
+            checklist.add(OK, "output folder", f"{out}: what a stopped run left ({shown}) is removed")
     else:
         checklist.add(OK, "output folder", f"{out} writable")
 
@@ -297,7 +300,7 @@ def run_checks(argv: list[str]) -> Checklist:
             checklist.add(SKIP, "model", "needs the data and the checkpoint above")
         else:
             check_model(checklist, model_args, data_args, training_args, dataset, source)
-    check_output(checklist, training_args)
+    check_output(checklist, training_args, model_args.model_name_or_path)
     return checklist
 
 

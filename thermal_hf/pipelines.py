@@ -49,6 +49,7 @@ import os
 from typing import Any
 
 import numpy as np
+import torch
 from transformers import AutoModelForVideoClassification
 from transformers.pipelines import PIPELINE_REGISTRY
 from transformers.pipelines.video_classification import VideoClassificationPipeline
@@ -86,9 +87,12 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
         for name in ("start_frame", "keyframe_index"):
             positions = kwargs.get(name)
             if isinstance(positions, (list, tuple, np.ndarray)):
-                if not isinstance(inputs, (list, tuple)) or len(inputs) != len(positions):
-                    count = len(inputs) if isinstance(inputs, (list, tuple)) else 1
-                    raise ValueError(f"{name} lists one position per input: got {len(positions)} for {count} input(s)")
+                if not isinstance(inputs, (list, tuple)):
+                    raise ValueError(f"a list of {name} positions goes with a list of inputs (one each); for one "
+                                     f"input give one {name}")
+                if len(inputs) != len(positions):
+                    raise ValueError(f"{name} lists one position per input: got {len(positions)} for {len(inputs)} "
+                                     "inputs")
                 # The stock machinery runs each input alone: pair every input with its own position.
                 del kwargs[name]
                 return [self(item, **{name: position}, **kwargs) for item, position in zip(inputs, positions)]
@@ -112,19 +116,21 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
         return self.video_processor(video, return_tensors="pt", **kwargs).to(self.dtype)
 
     def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
-        # transformers batches (batch_size > 1) only through a tokenizer, feature extractor or image processor; the
-        # processor's clips of one model share their shape, so its `pixel_values` are concatenated as an image
-        # processor's are. The attribute is restored: saving and preprocessing never see it.
-        lend = batch_size > 1 and self.feature_extractor is None and self.image_processor is None
-        if lend:
-            self.feature_extractor = self.video_processor
-        try:
-            return super().get_iterator(
-                inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
-            )
-        finally:
-            if lend:
-                self.feature_extractor = None
+        if batch_size == 1:
+            return super().get_iterator(inputs, num_workers, batch_size, preprocess_params, forward_params,
+                                        postprocess_params)
+        # transformers batches only through a tokenizer, feature extractor or image processor; here the clips'
+        # `pixel_values` are concatenated, which needs one frame size per batch (the model resizes, not the
+        # processor).
+        from torch.utils.data import DataLoader
+        from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
+
+        if not hasattr(inputs, "__len__"):
+            inputs = list(inputs)
+        dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=_concatenate_clips)
+        model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        return PipelineIterator(model_iterator, self.postprocess, postprocess_params)
 
     def save_pretrained(self, save_directory, **kwargs):
         """The model and its video processor, so that `pipeline(..., model=save_directory)` works again. Not the
@@ -135,6 +141,14 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
         self.model.save_pretrained(save_directory, **kwargs)
         if self.video_processor is not None:
             self.video_processor.save_pretrained(save_directory, **kwargs)
+
+
+def _concatenate_clips(items: list) -> dict:
+    shapes = sorted({tuple(item["pixel_values"].shape[1:]) for item in items})
+    if len(shapes) > 1:
+        raise ValueError(f"batch_size > 1 needs clips of one frame size (the model resizes each clip); got {shapes}: "
+                         "give batch_size=1 for these")
+    return {"pixel_values": torch.cat([item["pixel_values"] for item in items])}
 
 
 def postprocess_probabilities(logits: np.ndarray) -> np.ndarray:

@@ -243,8 +243,14 @@ def predict_recording(
     rows: list[dict[str, Any]] = []
     first_ts: int | None = None
     with open_recording(path) as handle:
-        total = int(handle["frames"].shape[0]) if "frames" in handle else 0
-        stamps = np.asarray(handle["timestamps"][:], dtype=np.int64) if "timestamps" in handle and total else None
+        total = int(recording_frames(handle, path).shape[0])  # a missing or malformed 'frames' is an error naming it
+        stamps = handle.get("timestamps")
+        if stamps is not None and (not hasattr(stamps, "shape") or stamps.shape != (total,)
+                                   or not np.issubdtype(stamps.dtype, np.integer)):
+            raise ThermalDataError(f"{path}: 'timestamps' is not int64 [{total}] (milliseconds, one per frame)")
+        stamps = None if stamps is None else np.asarray(stamps[:], dtype=np.int64)
+    if stamps is not None and np.any(np.diff(stamps) < 0):
+        logger.warning("%s: 'timestamps' go backwards; the timeline's times follow them as they are", path)
     if stamps is not None and len(stamps):
         first_ts = int(stamps[0])
     else:
@@ -309,6 +315,8 @@ def load_keyframes(annotation_file: Path, recording: Path) -> list[dict[str, Any
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise ThermalDataError(f"{annotation_file}: expected a COCO dict with 'images' and 'annotations' lists")
     cats = {c.get("id"): c.get("name") for c in coco.get("categories") or [] if isinstance(c, dict)}
+    if not all(isinstance(item, dict) for key in ("images", "annotations") for item in coco.get(key) or []):
+        raise ThermalDataError(f"{annotation_file}: every entry of 'images' and 'annotations' must be an object")
     labels: dict[Any, list[str]] = {}
     for ann in coco.get("annotations") or []:
         name = ann.get("category_name") or cats.get(ann.get("category_id"), str(ann.get("category_id")))

@@ -59,7 +59,7 @@ def setup_logging(training_args) -> None:
 
 def resolve_dataset(data_args, training_args) -> Path:
     """The converted dataset folder for ``data_args.dataset`` (generating / converting it first if needed)."""
-    from .data.convert import ensure_converted, is_converted_dataset
+    from .data.convert import CONVERSION_FILE, ensure_converted, is_converted_dataset, read_conversion_info
 
     if not data_args.dataset:
         raise RecipeError("recipe key 'dataset' is not set: give a raw or converted dataset folder (--dataset PATH)")
@@ -84,6 +84,12 @@ def resolve_dataset(data_args, training_args) -> Path:
         converted = ensure_converted(path, cache_dir=data_args.cache_dir, **options)
         if converted != path:
             logger.info(f"converted dataset: {converted}")
+        record = read_conversion_info(converted)
+        if record.get("skipped"):  # skip_invalid: the samples this run does not see, every time it reuses the folder
+            first = record["skipped"][0]
+            logger.warning(f"{len(record['skipped'])} sample(s) of {path} were skipped as unusable (skip_invalid), e.g. "
+                           f"{first.get('file')}: {first.get('where')}: {first.get('reason')}; all are listed in "
+                           f"{converted / CONVERSION_FILE}")
         return converted
 
 
@@ -471,11 +477,11 @@ def run(parsed: ParsedRecipe) -> dict:
     check_architecture(model_args, data_args)
     check_model_source(model_args, training_args)
     resume = resolve_resume(training_args) if training_args.do_train else None
-    earlier = check_output_dir(training_args, resume)
+    earlier = check_output_dir(training_args, resume, model_args.model_name_or_path)
     if training_args.world_size > 1:
         training_args.distributed_state.wait_for_everyone()  # every process has looked before anything changes
     if training_args.do_train and training_args.process_index == 0:
-        remove_earlier_run(training_args.output_dir, earlier, resumed=resume is not None)
+        remove_earlier_run(training_args.output_dir, earlier)
         # Now, not at the end: a stopped run's folder says what to resume it with.
         Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
         dump_recipe(parsed, Path(training_args.output_dir) / RECIPE_FILE)

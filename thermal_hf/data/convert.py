@@ -223,10 +223,12 @@ def _split_by_recording(samples: dict[str, list[SampleSpec]], val_fraction: floa
 
 
 def _check_output_dir(output_dir: Path, data_root: Path, overwrite: bool) -> None:
-    out, root = output_dir.resolve(), data_root.resolve()
-    if out == root or root in out.parents or out in root.parents:
-        raise ThermalDataError(f"output folder {output_dir} overlaps the raw dataset {data_root}; choose a folder "
-                               "outside it")
+    out = output_dir.resolve()
+    # frames/ or annotations/ may be links to folders elsewhere: those must not be written into either.
+    for root in (data_root.resolve(), (data_root / "frames").resolve(), (data_root / "annotations").resolve()):
+        if out == root or root in out.parents or out in root.parents:
+            raise ThermalDataError(f"output folder {output_dir} overlaps the raw dataset {data_root} ({root}); choose "
+                                   "a folder outside it")
     if not output_dir.exists() or overwrite or is_converted_dataset(output_dir):
         return
     if output_dir.is_dir() and not any(output_dir.iterdir()):
@@ -381,12 +383,24 @@ def convert_dataset(
         skipped += dropped
     if split_by == "recording":
         samples = _split_by_recording(samples, float(val_fraction), int(seed))
-    if not samples["train"]:
-        raise ThermalDataError(f"{data_root}: no usable training samples (skipped: {len(skipped)})")
-    shapes = {(r.height, r.width) for r in source.recordings.values()}
-    if len(shapes) != 1:
-        raise ThermalDataError(f"{data_root}: recordings have different frame sizes {sorted(shapes)}; expected one "
-                               "size for the whole dataset")
+    for split in SPLITS:
+        if not samples[split]:  # datasets cannot reload an empty split it saved
+            source_file = (f"annotations of split {split!r} ({source.splits[split].path.name})" if split_by == "annotations"
+                           else f"recordings assigned to {split!r}")
+            raise ThermalDataError(f"{data_root}: no usable {split} samples in the {source_file} (skipped: "
+                                   f"{len(skipped)}); expected at least one")
+    used = {x.recording for split in SPLITS for x in samples[split]}
+    sizes: dict[tuple[int, int], list[str]] = {}
+    for name, rec in source.recordings.items():
+        if name in used:
+            sizes.setdefault((rec.height, rec.width), []).append(name)
+    if len(sizes) > 1:
+        common = max(sizes, key=lambda k: len(sizes[k]))
+        odd = [f"frames/{n}.h5 {h}x{w}" for (h, w), names in sizes.items() if (h, w) != common for n in names]
+        raise ThermalDataError(f"{data_root}: recordings of another frame size than the other recordings' "
+                               f"{common[0]}x{common[1]} (height x width): {', '.join(odd)}; expected one size for the "
+                               "whole dataset")
+    shapes = set(sizes)
     height, width = shapes.pop()
     names = source.class_names
     features = dataset_features(num_frames, height, width, names)
@@ -396,11 +410,14 @@ def convert_dataset(
             class_counts[split][names[label]] = n
 
     # 2. write into a hidden folder beside the output, then rename it into place
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_conversions(output_dir)
     tmp = output_dir.parent / f".{output_dir.name}{_TMP_INFIX}{uuid.uuid4().hex[:8]}"
     scratch = tmp / "_scratch"
-    scratch.mkdir(parents=True)
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned_conversions(output_dir)
+        scratch.mkdir(parents=True)
+    except OSError as err:
+        raise ThermalDataError(f"{output_dir}: cannot write the converted dataset there ({err.strerror or err})") from None
     owner = _hold_owner_lock(tmp)
     padded = dict.fromkeys(SPLITS, 0)
     restore_sigterm = _raise_on_sigterm()
@@ -449,7 +466,7 @@ def convert_dataset(
         )
         meta = {"source": report.source, "options": options, "class_names": names, "class_counts": class_counts,
                 "num_samples": report.num_samples, "split_recordings": report.split_recordings,
-                "skipped": report.skipped, "format_version": FORMAT_VERSION}
+                "skipped": report.skipped, "warnings": report.warnings, "format_version": FORMAT_VERSION}
         description = ("thermal-hf conversion of raw thermal recordings (windows of raw deg C frames around "
                        "annotated keyframes).\n" + json.dumps(meta))
         dd = DatasetDict({

@@ -21,6 +21,7 @@ each naming the file, the key or image id, and what was expected. Problems come 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -123,6 +124,8 @@ class AnnotationSet:
     problems: list[Problem] = field(default_factory=list)
     # images with at least one unusable person annotation: their keyframe label would be ill-defined
     tainted_image_ids: set[str] = field(default_factory=set)
+    # annotations without an object_id, numbered in their keyframe (`_number_people`)
+    numbered_people: int = 0
 
 
 class Recording:
@@ -210,6 +213,9 @@ def inspect_recording(path: Path, *, check_frames: bool = True, rel: str | None 
                                             "expected rank 3 [N, H, W]"))
                 if frames.dtype != np.float32:
                     problems.append(Problem(rel, "frames", f"has dtype {frames.dtype}; expected float32 (deg C)"))
+                if frames.ndim == 3 and 0 in frames.shape:
+                    problems.append(Problem(rel, "frames", f"has shape {frames.shape}: no frame or no pixel; expected "
+                                            "[N, H, W] with N, H, W >= 1"))
             if not isinstance(stamps, h5py.Dataset):
                 problems.append(Problem(rel, "timestamps", "missing dataset 'timestamps' (expected int64 [N], ms)"))
             else:
@@ -218,8 +224,10 @@ def inspect_recording(path: Path, *, check_frames: bool = True, rel: str | None 
                                             "expected rank 1 [N]"))
                 elif not np.issubdtype(stamps.dtype, np.integer):
                     problems.append(Problem(rel, "timestamps", f"has dtype {stamps.dtype}; expected int64 (ms)"))
+                elif stamps.dtype.kind == "u" and stamps.shape[0] and int(stamps[:].max()) > np.iinfo(np.int64).max:
+                    problems.append(Problem(rel, "timestamps", "has values beyond int64; expected int64 (ms)"))
                 else:
-                    ts = stamps[:]
+                    ts = stamps[:].astype(np.int64)  # unsigned differences would wrap instead of going negative
                     back = np.flatnonzero(np.diff(ts) < 0)
                     if back.size:
                         i = int(back[0])
@@ -269,6 +277,12 @@ def _parse_categories(raw: Any, rel: str) -> tuple[list[Category], list[Problem]
         else:
             cats.append(Category(int(c["id"]), c["name"]))
     cats.sort(key=lambda c: c.id)
+    names = Counter(c.name for c in cats)
+    for name, n in names.items():
+        if n > 1 or not name.strip():
+            what = f"name {name!r} is given to {n} categories" if n > 1 else "a category has an empty name"
+            problems.append(Problem(rel, "categories", f"{what}; expected one distinct name per category (they "
+                                    "become the class names)", fatal=True))
     ids = [c.id for c in cats]
     if not problems and ids != list(range(len(ids))):
         problems.append(Problem(rel, "categories", f"ids are {ids}; expected unique ids 0..{len(ids) - 1} "
@@ -279,6 +293,8 @@ def _parse_categories(raw: Any, rel: str) -> tuple[list[Category], list[Problem]
 def _parse_bbox(value: Any) -> tuple[float, ...] | None:
     if not isinstance(value, (list, tuple)) or len(value) != 4:
         return None
+    if any(isinstance(v, (bool, str)) or not isinstance(v, (int, float)) for v in value):
+        return None  # "0.5" or true are not coordinates
     try:
         box = tuple(float(v) for v in value)
     except (TypeError, ValueError):
@@ -333,9 +349,9 @@ def load_annotations(root: str | Path, split: str, categories: list[Category] | 
             seen.add(image_id)
             continue
         sensor, frame_idx = im.get("sensor_id"), im.get("frame_idx")
-        if not isinstance(sensor, str) or not sensor:
+        if not isinstance(sensor, str) or not sensor or "/" in sensor or "\\" in sensor or sensor in (".", ".."):
             out.problems.append(Problem(rel, f"image {image_id}", f"sensor_id is {sensor!r}; expected the recording "
-                                        "name (frames/<sensor_id>.h5)", image_id=image_id))
+                                        "name (frames/<sensor_id>.h5, no folder)", image_id=image_id))
             continue
         if isinstance(frame_idx, bool) or not isinstance(frame_idx, int):
             out.problems.append(Problem(rel, f"image {image_id}", f"frame_idx is {frame_idx!r}; expected an integer "
@@ -382,16 +398,43 @@ def load_annotations(root: str | Path, split: str, categories: list[Category] | 
             reasons.append(f"bbox {a.get('bbox')!r} is not 4 finite numbers [cx, cy, w, h]")
         elif not all(0.0 <= v <= 1.0 for v in box):
             reasons.append(f"bbox {list(box)} is outside 0..1; expected YOLO [cx, cy, w, h] normalised to the frame")
+        elif box[2] <= 0.0 or box[3] <= 0.0:
+            reasons.append(f"bbox {list(box)} has no area; expected a width and height > 0")
         if reasons:
             out.problems.append(Problem(rel, where, "; ".join(reasons), image_id=image_id, annotation_id=ann_id))
             out.tainted_image_ids.add(image_id)
             continue
-        obj = a.get("object_id", -1)
+        obj = a.get("object_id")
+        if obj is not None and (isinstance(obj, bool) or not isinstance(obj, int) or obj < 0):
+            out.problems.append(Problem(rel, where, f"object_id {obj!r} is not a non-negative integer (the person's "
+                                        "number in its keyframe)", image_id=image_id, annotation_id=ann_id))
+            out.tainted_image_ids.add(image_id)
+            continue
         out.annotations.append(PersonAnnotation(
             id=ann_id, image_id=image_id, category_id=int(cat), bbox=box,  # type: ignore[arg-type]
-            object_id=int(obj) if isinstance(obj, int) and not isinstance(obj, bool) else -1, file=rel,
+            object_id=-1 if obj is None else int(obj), file=rel,
         ))
+    out.annotations, out.numbered_people = _number_people(out.annotations)
     return out
+
+
+def _number_people(annotations: list[PersonAnnotation]) -> tuple[list[PersonAnnotation], int]:
+    """Give the people without an ``object_id`` (plain COCO has none) the next free numbers of their keyframe, in
+    file order: a person sample is known by it (its own box for the crop, its vote). Returns the annotations and
+    how many were numbered."""
+    used: dict[str, set[int]] = {}
+    for a in annotations:
+        if a.object_id >= 0:
+            used.setdefault(a.image_id, set()).add(a.object_id)
+    out, numbered = [], 0
+    for a in annotations:
+        if a.object_id < 0:
+            taken = used.setdefault(a.image_id, set())
+            a = dataclasses.replace(a, object_id=next(i for i in range(len(taken) + 1) if i not in taken))
+            taken.add(a.object_id)
+            numbered += 1
+        out.append(a)
+    return out, numbered
 
 
 @dataclass
@@ -451,6 +494,19 @@ class DatasetSource:
                 owner.setdefault(im.id, im.file)
             s.images = [im for im in s.images if im.id not in bad]
             s.annotations = [a for a in s.annotations if a.image_id not in bad]
+        # one keyframe under two image ids would be two samples (in two splits: a test window seen in training)
+        keyframe_owner: dict[tuple[str, int], KeyframeImage] = {}
+        for s in splits.values():
+            dup = set()
+            for im in s.images:
+                first = keyframe_owner.setdefault((im.sensor_id, im.frame_idx), im)
+                if first is not im:
+                    problems.append(Problem(im.file, f"image {im.id}", f"is frames/{im.sensor_id}.h5 row {im.frame_idx}, "
+                                            f"like image {first.id} of {first.file}; expected one image per keyframe",
+                                            image_id=im.id))
+                    dup.add(im.id)
+            s.images = [im for im in s.images if im.id not in dup]
+            s.annotations = [a for a in s.annotations if a.image_id not in dup]
 
         # recordings: validate each referenced file once
         recordings: dict[str, Recording] = {}
@@ -490,6 +546,18 @@ class DatasetSource:
             kept_ids = {im.id for im in keep}
             s.images = keep
             s.annotations = [a for a in s.annotations if a.image_id in kept_ids]
+        for s in splits.values():
+            if s.numbered_people:
+                warns.append(f"{s.path.relative_to(root)}: {s.numbered_people} annotation(s) have no object_id; each "
+                             "is numbered by its order among its keyframe's people")
+        unused = sorted(p.stem for p in (root / "frames").glob("*.h5") if p.stem not in rec_problems)
+        if unused:
+            warns.append(f"frames/: {len(unused)} recording(s) no annotation uses, left out: {', '.join(unused[:10])}"
+                         f"{' ...' if len(unused) > 10 else ''}")
+        for split, stems in SPLIT_FILES.items():
+            present = [f"annotations/{stem}.json" for stem in stems if (root / "annotations" / f"{stem}.json").is_file()]
+            if len(present) > 1:
+                warns.append(f"{split}: {' and '.join(present)} both exist; only {present[0]} is read")
         rec_list = [p for ps in rec_problems.values() for p in ps]
         if (rec_list or problems) and not skip_invalid:
             listed = rec_list + problems

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from transformers import EarlyStoppingCallback, TrainerCallback
@@ -111,26 +113,44 @@ def _weight_averaging(args) -> TrainerCallback:
 
 
 class StopOnNonFinite(TrainerCallback):
-    """Stop training, with an error, at the first logged loss or gradient norm that is not finite.
+    """Stop training, with an error, at the first logged loss or gradient norm that is not finite, and at a checkpoint
+    whose weights are not (that checkpoint is removed).
 
     `Trainer` goes on after a NaN (it clips a NaN gradient to NaN weights and, with `logging_nan_inf_filter`, logs
     the loss as if nothing happened), then saves the NaN model and evaluates it. Always on (`ThermalTrainer`).
+    ``step_was_skipped`` says whether the last optimiser step was skipped: fp16's loss scaler skips a step whose
+    gradients overflowed, and that step's infinite norm is calibration, not divergence.
     """
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        bad = {key: logs[key] for key in ("loss", "grad_norm") if isinstance((logs or {}).get(key), (int, float))
-               and not math.isfinite(logs[key])}
-        if bad:
-            from ..errors import TrainingDivergedError
+    def __init__(self, step_was_skipped: Callable[[], bool] | None = None):
+        self.step_was_skipped = step_was_skipped or (lambda: False)
 
-            shown = ", ".join(f"{key} {value}" for key, value in bad.items())
-            hint = (" bf16 on the CPU is a known cause (oneDNN's bfloat16 3D-convolution gradients): train in fp32 "
-                    "(mixed_precision: no)." if args.bf16 and args.device.type == "cpu" else
-                    " Try a lower learning_rate or max_grad_norm, or fp32 (mixed_precision: no).")
-            raise TrainingDivergedError(
-                f"training diverged at step {state.global_step}: {shown}. The model is not saved; the checkpoints "
-                f"saved before (in {args.output_dir}) are kept.{hint}"
-            )
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        bad = {key: logs[key] for key in ("loss", "grad_norm")
+               if isinstance(logs.get(key), (int, float)) and not math.isfinite(logs[key])}
+        if "grad_norm" in bad and args.fp16 and self.step_was_skipped():
+            del bad["grad_norm"]
+        if bad:
+            self._stop(args, f"at step {state.global_step}: " + ", ".join(f"{k} {v}" for k, v in bad.items()))
+
+    def on_save(self, args, state, control, model=None, **kwargs):
+        if model is None or all(bool(torch.isfinite(t).all()) for t in model.parameters() if t.is_floating_point()):
+            return
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and checkpoint.is_dir():
+            shutil.rmtree(checkpoint)
+        self._stop(args, f"at step {state.global_step}: weights that are not finite (their checkpoint is removed)")
+
+    @staticmethod
+    def _stop(args, what: str):
+        from ..errors import TrainingDivergedError
+
+        hint = (" bf16 on the CPU is a known cause (oneDNN's bfloat16 3D-convolution gradients): train in fp32 "
+                "(mixed_precision: no)." if args.mixed_precision == "bf16" and args.device.type == "cpu" else
+                " Try a lower learning_rate or max_grad_norm, or fp32 (mixed_precision: no).")
+        raise TrainingDivergedError(f"training diverged {what}. The model is not saved; the checkpoints saved before "
+                                    f"(in {args.output_dir}) are kept.{hint}")
 
 
 #: name -> factory taking the `ThermalTrainingArguments`.

@@ -17,13 +17,17 @@ from ..errors import RecipeError
 
 logger = logging.getLogger("thermal_hf.train")
 
-#: Results a run writes at the end: an earlier run's describe other weights, and `Trainer.save_metrics` would merge
-#: them into ``all_results.json``. A resumed run removes them before it starts.
+#: Results of a model: training's (at its end) and `thermal-hf evaluate`'s when its output is the model folder (what
+#: `push` reads). An earlier run's describe other weights (and `Trainer.save_metrics` would merge them into
+#: ``all_results.json``): a resumed run removes them before it starts.
 RESULT_FILES = ("all_results.json", "train_results.json", "eval_results.json", "eval_report.json",
-                "eval_predictions.json")
+                "eval_predictions.json", "metrics.json", "report.md", "confusion_matrix.png", "predictions.csv")
 #: Everything else a training run writes at the top of its output folder (Trainer's and thermal-hf's).
-RUN_FILES = ("model.safetensors", "config.json", "video_preprocessor_config.json", "training_args.bin",
-             "trainer_state.json", "class_distribution.json", "recipe.yaml", *RESULT_FILES)
+RUN_FILES = ("model.safetensors", "model.safetensors.index.json", "config.json", "video_preprocessor_config.json",
+             "training_args.bin", "trainer_state.json", "class_distribution.json", "recipe.yaml", *RESULT_FILES)
+#: Left by a run that stopped before it made anything (`recipe.yaml` is written when training starts): not a run.
+_DEBRIS = ("recipe.yaml",)
+_SHARD = re.compile(r"^model-\d+-of-\d+\.safetensors$")
 #: Written by Trainer last when it saves a checkpoint: a checkpoint without it was interrupted.
 TRAINER_STATE = "trainer_state.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -80,40 +84,69 @@ def resolve_resume(training_args) -> str | None:
 
 
 def previous_run(output_dir: Path) -> list[str]:
-    """What an earlier run left in ``output_dir``: its checkpoints and result files (names)."""
+    """What an earlier run left in ``output_dir``: its checkpoints and files (names)."""
     if not output_dir.is_dir():
         return []
-    return [p.name for p in checkpoints(output_dir)] + [n for n in RUN_FILES if (output_dir / n).is_file()]
+    shards = sorted(p.name for p in output_dir.iterdir() if _SHARD.match(p.name))
+    return [p.name for p in checkpoints(output_dir)] + [n for n in RUN_FILES if (output_dir / n).is_file()] + shards
 
 
-def check_output_dir(training_args, resume: str | None) -> list[str]:
+def _is_debris(output_dir: Path, name: str) -> bool:
+    """A file or checkpoint no run can continue from or be confused with: a stopped run's recipe copy, or a
+    checkpoint whose save was interrupted."""
+    return name in _DEBRIS or ((output_dir / name).is_dir() and not is_complete(output_dir / name))
+
+
+def _inside(path: str | Path, folder: Path) -> bool:
+    path, folder = Path(path).expanduser().resolve(), folder.expanduser().resolve()
+    return path == folder or folder in path.parents
+
+
+def check_output_dir(training_args, resume: str | None, model_source: str | None = None) -> list[str]:
     """Refuse an output folder that holds an earlier run, before any data is converted; returns what the run must
     remove from it first (`remove_earlier_run`, on the main process once every process has checked).
 
-    A resumed run keeps the checkpoints and the model and drops the earlier results (`RESULT_FILES`);
-    ``overwrite_output_dir`` removes everything the earlier run wrote (`RUN_FILES`, checkpoints), nothing else.
+    A run that resumes one of the folder's own checkpoints keeps the checkpoints and the model and drops the
+    earlier results (`RESULT_FILES`). ``overwrite_output_dir`` removes everything an earlier run wrote (`RUN_FILES`,
+    weight shards, checkpoints), nothing else, and never the model the run starts from (``model_source``). What a
+    stopped run left before it made anything (its ``recipe.yaml``, interrupted checkpoints) is removed in any case.
     """
     if not training_args.do_train:
         return []
     output_dir = Path(training_args.output_dir)
     left = previous_run(output_dir)
-    if left and resume is None and not training_args.overwrite_output_dir:
-        shown = ", ".join(left[:6]) + (f" and {len(left) - 6} more" if len(left) > 6 else "")
-        raise RecipeError(
-            f"output_dir {output_dir} holds an earlier run ({shown}). Continue it with resume_from_checkpoint: true, "
-            "train into another output_dir, or start over with overwrite_output_dir: true (removes them first)"
-        )
-    return left if resume is None else [n for n in left if n in RESULT_FILES]
+    debris = [n for n in left if _is_debris(output_dir, n)]
+    earlier = [n for n in left if n not in debris]
+    if not earlier:
+        return debris
+    own_resume = resume is not None and _inside(resume, output_dir)
+    if own_resume:
+        return [n for n in left if n in RESULT_FILES or n in debris]
+    if not training_args.overwrite_output_dir:
+        shown = ", ".join(earlier[:6]) + (f" and {len(earlier) - 6} more" if len(earlier) > 6 else "")
+        how = (f"resume_from_checkpoint {resume} is not one of its checkpoints. " if resume is not None else
+               "Continue it with resume_from_checkpoint: true, ")
+        raise RecipeError(f"output_dir {output_dir} holds an earlier run ({shown}). {how}train into another "
+                          "output_dir, or start over with overwrite_output_dir: true (removes them first)")
+    for name, source in (("model_name_or_path", model_source), ("resume_from_checkpoint", resume)):
+        if source is not None and _inside(source, output_dir) and Path(source).expanduser().exists():
+            raise RecipeError(f"overwrite_output_dir would remove {source}, the recipe's {name}, which is in "
+                              f"output_dir {output_dir}: train into another output_dir")
+    return left
 
 
-def remove_earlier_run(output_dir: str | Path, names: list[str], resumed: bool) -> None:
+def remove_earlier_run(output_dir: str | Path, names: list[str]) -> None:
+    """Remove what `check_output_dir` listed, saying what and why."""
     output_dir = Path(output_dir)
+    debris = [n for n in names if _is_debris(output_dir, n)]
     for name in names:
         path = output_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    if names:
-        why = "its results describe other weights" if resumed else "overwrite_output_dir"
-        logger.warning(f"{output_dir}: removed the earlier run's {', '.join(names)} ({why})")
+    if debris:
+        logger.info(f"{output_dir}: removed what a stopped run left: {', '.join(debris)}")
+    if len(debris) < len(names):
+        logger.warning(f"{output_dir}: removed the earlier run's {', '.join(n for n in names if n not in debris)}")
 
 
-__all__ = ["RESULT_FILES", "RUN_FILES", "checkpoints", "is_complete", "check_output_dir", "previous_run", "remove_earlier_run", "resolve_resume"]
+__all__ = ["RESULT_FILES", "RUN_FILES", "check_output_dir", "checkpoints", "is_complete", "previous_run",
+           "remove_earlier_run", "resolve_resume"]

@@ -190,7 +190,7 @@ class ThermalTrainer(Trainer):
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
-        self.add_callback(StopOnNonFinite())
+        self.add_callback(StopOnNonFinite(lambda: bool(getattr(self.accelerator, "optimizer_step_was_skipped", False))))
         for callback in build_callbacks(self.args):
             self.add_callback(callback)
         if sampling not in ("natural", "class_balanced"):
@@ -324,6 +324,10 @@ class ThermalTrainer(Trainer):
         self._augmentation_state_path(output_dir).write_text(json.dumps(state) + "\n")
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        if resume_from_checkpoint is True:  # as Trainer reads it: the last checkpoint of output_dir
+            from transformers.trainer_utils import get_last_checkpoint
+
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir) or True
         if isinstance(resume_from_checkpoint, (str, os.PathLike)):
             self._restore_augmentation_state(resume_from_checkpoint)
         return super().train(resume_from_checkpoint, *args, **kwargs)

@@ -242,20 +242,23 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         return out
 
     # ---- numpy steps (also used by the training dataset) ---------------------------------------------------
-    def clean(self, frames: np.ndarray, warn_every_clip: bool = False) -> np.ndarray:
+    def clean(self, frames: np.ndarray, warn: bool = True) -> np.ndarray:
         """float32 copy of a `(T, H, W)` Celsius clip with invalid pixels repaired. A clip with no valid pixel is
-        warned about once per process (training reads many), or every time with `warn_every_clip` (answers)."""
+        warned about once per process (training reads many); `preprocess` says it for every call instead."""
         frames = np.asarray(frames)
-        # One pixel first: a clip whose first pixel is valid (nearly every clip) costs no mask here.
-        if (frames.size and transforms.invalid_mask(frames.reshape(-1)[:1], self.invalid_floor)[0]
-                and transforms.invalid_mask(frames, self.invalid_floor).all()):
-            # Nothing to repair from: the clip becomes a uniform room, and the model still answers something.
-            warn = logger.warning if warn_every_clip else logger.warning_once
-            warn(
-                f"a clip with no valid pixel (every pixel NaN, inf or below {self.invalid_floor} C) was filled with "
-                f"{transforms.DEFAULT_BACKGROUND_TEMPERATURE} C; the answer for it says nothing about the scene"
-            )
+        if warn and self.has_no_valid_pixel(frames):
+            logger.warning_once(self._no_valid_pixel_message("a clip"))
         return transforms.repair_invalid(frames, floor=self.invalid_floor)
+
+    def has_no_valid_pixel(self, frames: np.ndarray) -> bool:
+        # One pixel first: a clip whose first pixel is valid (nearly every clip) costs no mask here.
+        return bool(frames.size and transforms.invalid_mask(frames.reshape(-1)[:1], self.invalid_floor)[0]
+                    and transforms.invalid_mask(frames, self.invalid_floor).all())
+
+    def _no_valid_pixel_message(self, which: str) -> str:
+        # Nothing to repair from: the clip becomes a uniform room, and the model still answers something.
+        return (f"{which} with no valid pixel (every pixel NaN, inf or below {self.invalid_floor} C) filled with "
+                f"{transforms.DEFAULT_BACKGROUND_TEMPERATURE} C; the answer for it says nothing about the scene")
 
     def crop_to_person(self, frames: np.ndarray, box: Sequence[float] | None = None) -> np.ndarray:
         """The `(T, S, S)` square around the person (``person_crop_size`` S; see the class doc), the person in
@@ -489,10 +492,14 @@ class ThermalVideoProcessor(BaseVideoProcessor):
                 f"a {len(clips)}-clip (B, T, H, W) array: pipeline('video-classification') answers only its first "
                 "clip; pass a list of (T, H, W) clips to get one answer per clip"
             )
-        out = []
-        for clip in clips:
-            out.append(self._finish(self.crop_to_person(self.clean(clip, warn_every_clip=True)), num_frames,
-                                    do_sample_frames))
+        out, dead = [], []
+        for i, clip in enumerate(clips):
+            if self.has_no_valid_pixel(np.asarray(clip)):
+                dead.append(i)
+            out.append(self._finish(self.crop_to_person(self.clean(clip, warn=False)), num_frames, do_sample_frames))
+        if dead:  # every call (an answer per clip), one line per call (a timeline may cross a long dropout)
+            which = "a clip" if len(clips) == 1 else f"{len(dead)} of {len(clips)} clips (first: number {dead[0]})"
+            logger.warning(self._no_valid_pixel_message(which))
         shapes = {c.shape for c in out}
         if len(shapes) > 1:
             raise ValueError(f"clips of one batch must share their frame size, got shapes {sorted(shapes)}")
