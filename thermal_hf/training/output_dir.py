@@ -142,10 +142,10 @@ def remove_earlier_run(output_dir: str | Path, names: list[str]) -> None:
     for name in names:
         path = output_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    if debris:
+    if names and len(debris) == len(names):
         logger.info(f"{output_dir}: removed what a stopped run left: {', '.join(debris)}")
-    if len(debris) < len(names):
-        logger.warning(f"{output_dir}: removed the earlier run's {', '.join(n for n in names if n not in debris)}")
+    elif names:
+        logger.warning(f"{output_dir}: removed the earlier run's {', '.join(names)}")
 
 
 __all__ = ["RESULT_FILES", "RUN_FILES", "check_output_dir", "checkpoints", "is_complete", "previous_run",
