@@ -61,4 +61,4 @@ def test_an_output_folder_train_would_refuse_fails_the_check(synthetic_root, tmp
     assert main([*common, "--resume_from_checkpoint", "true"]) == 0
     assert "training resumes from" in capsys.readouterr().out
     assert main([*common, "--overwrite_output_dir", "true"]) == 0
-    assert "overwrite_output_dir removes the earlier run's checkpoint-2" in capsys.readouterr().out
+    assert "training first removes the earlier run's checkpoint-2" in capsys.readouterr().out

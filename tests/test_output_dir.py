@@ -117,22 +117,50 @@ def test_a_model_with_a_non_finite_weight_is_not_saved():
         check_finite(model)
 
 
-def test_what_a_stopped_run_left_does_not_block_the_next(tmp_path):
-    (tmp_path / "recipe.yaml").write_text("written when that run started")
+def test_a_run_stopped_while_saving_its_first_checkpoint_is_continued_afresh_when_asked(tmp_path):
     _checkpoint(tmp_path, 13, complete=False)
-    left = check_output_dir(_args(tmp_path), None)
-    assert sorted(left) == ["checkpoint-13", "recipe.yaml"]
+    with pytest.raises(RecipeError, match="holds an earlier run"):
+        check_output_dir(_args(tmp_path), None)
+    args = _args(tmp_path, resume="true")
+    assert resolve_resume(args) is None  # nothing to resume: training starts afresh there
+    left = check_output_dir(args, None)
+    assert left == ["checkpoint-13"]
     remove_earlier_run(tmp_path, left)
     assert previous_run(tmp_path) == []
 
 
-def test_overwrite_never_removes_the_model_the_run_starts_from(tmp_path):
+def test_a_users_own_report_is_not_a_run_but_evaluates_outputs_are(tmp_path):
+    (tmp_path / "report.md").write_text("my notes")
+    assert previous_run(tmp_path) == []
+    (tmp_path / "metrics.json").write_text("{}")
+    assert previous_run(tmp_path) == ["metrics.json", "report.md"]
+
+
+def test_no_run_removes_the_model_it_starts_from(tmp_path):
     _earlier_run(tmp_path)
-    with pytest.raises(RecipeError, match="would remove .*the recipe's model_name_or_path"):
+    with pytest.raises(RecipeError, match="would remove .*part of the recipe's model_name_or_path"):
         check_output_dir(_args(tmp_path, overwrite=True), None, str(tmp_path))
     with pytest.raises(RecipeError, match="model_name_or_path"):
         check_output_dir(_args(tmp_path, overwrite=True), None, str(tmp_path / "checkpoint-10"))
     assert check_output_dir(_args(tmp_path, overwrite=True), None, "org/hub-model")  # not a folder of it
+    (tmp_path / "base_model").mkdir()  # inside output_dir but not removed
+    assert check_output_dir(_args(tmp_path, overwrite=True), None, str(tmp_path / "base_model"))
+    half = _checkpoint(tmp_path / "stopped", 13, complete=False)  # removed by a resume: the same rule
+    with pytest.raises(RecipeError, match="model_name_or_path"):
+        check_output_dir(_args(tmp_path / "stopped", resume="true"), None, str(half))
+
+
+def test_only_the_folders_own_checkpoints_count_as_resuming_it(tmp_path):
+    _earlier_run(tmp_path / "out")
+    nested = _checkpoint(tmp_path / "out" / "old_run", 5)
+    with pytest.raises(RecipeError, match="is not one of its checkpoints"):
+        check_output_dir(_args(tmp_path / "out", resume=str(nested)), str(nested))
+    elsewhere = _checkpoint(tmp_path / "disk", 30)
+    (tmp_path / "out" / "checkpoint-30").symlink_to(elsewhere)  # a linked checkpoint of the folder is its own
+    assert resolve_resume(_args(tmp_path / "out", resume="true")) == str(tmp_path / "out" / "checkpoint-30")
+    check_output_dir(_args(tmp_path / "out", resume="true"), str(tmp_path / "out" / "checkpoint-30"))
+    remove_earlier_run(tmp_path / "out", ["checkpoint-30"])  # unlinks, keeps the files it pointed to
+    assert (elsewhere / "trainer_state.json").is_file()
 
 
 def test_resuming_another_folders_checkpoint_into_a_used_folder_is_refused(tmp_path):
@@ -143,23 +171,33 @@ def test_resuming_another_folders_checkpoint_into_a_used_folder_is_refused(tmp_p
     assert check_output_dir(_args(tmp_path / "fresh", resume=str(other)), str(other)) == []
 
 
-def test_an_fp16_step_skipped_by_the_loss_scaler_is_not_divergence_and_a_nan_checkpoint_is_removed(tmp_path):
-    from conftest import make_tiny_model
-
+def test_an_fp16_step_skipped_by_the_loss_scaler_is_not_divergence():
     from thermal_hf.training.callbacks import StopOnNonFinite
 
-    args = SimpleNamespace(fp16=True, bf16=False, mixed_precision="fp16", device=torch.device("cuda"),
-                           output_dir=str(tmp_path))
-    state = SimpleNamespace(global_step=3, is_world_process_zero=True)
+    # fp16 from `accelerate launch` leaves args.fp16 false: mixed_precision says it.
+    args = SimpleNamespace(fp16=False, bf16=False, mixed_precision="fp16", device=torch.device("cuda"), output_dir="o")
+    state = SimpleNamespace(global_step=3)
     StopOnNonFinite(lambda: True).on_log(args, state, None, logs={"loss": 2.0, "grad_norm": math.inf})
     with pytest.raises(TrainingDivergedError, match="grad_norm inf"):
         StopOnNonFinite(lambda: False).on_log(args, state, None, logs={"loss": 2.0, "grad_norm": math.inf})
+
+
+def test_a_checkpoint_of_weights_that_are_not_finite_is_never_made(tmp_path):
+    from conftest import make_tiny_model
+
+    from thermal_hf.configs import ThermalTrainingArguments
+    from thermal_hf.training.trainer import ThermalTrainer
+
+    args = ThermalTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", save_total_limit=1)
     model = make_tiny_model()
-    (tmp_path / "checkpoint-3").mkdir()
-    StopOnNonFinite().on_save(args, state, None, model=model)
-    assert (tmp_path / "checkpoint-3").is_dir()
+    trainer = ThermalTrainer(model=model, args=args)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10)
+    trainer.state.global_step = 1
+    trainer._save_checkpoint(model, None)
+    assert (tmp_path / "checkpoint-1").is_dir()
     with torch.no_grad():
         next(model.parameters())[0] = math.nan
-    with pytest.raises(TrainingDivergedError, match="weights that are not finite"):
-        StopOnNonFinite().on_save(args, state, None, model=model)
-    assert not (tmp_path / "checkpoint-3").exists()
+    trainer.state.global_step = 2
+    with pytest.raises(TrainingDivergedError, match=r"step 2: weights that are not finite \(slowfast"):
+        trainer._save_checkpoint(model, None)
+    assert (tmp_path / "checkpoint-1").is_dir() and not (tmp_path / "checkpoint-2").exists()  # nothing rotated

@@ -186,6 +186,16 @@ def test_thermal_pipeline_batches_saves_its_processor_and_takes_one_position_per
     assert len(thermal([clips[0], small], top_k=2)) == 2  # one at a time: any sizes
     with pytest.raises(ValueError, match="one frame size"):
         thermal([clips[0], small], batch_size=2)
+    read = []
+
+    def stream():  # a generator is read as it goes, batched or not
+        for clip in clips * 3:
+            read.append(1)
+            yield clip
+
+    answers = iter(thermal(stream(), batch_size=2, top_k=14))
+    _assert_same(_scores(next(answers)), _scores(one_by_one[0]), tol=1e-5)
+    assert len(read) < 9 and len(list(answers)) == 8
     with pytest.raises(TypeError, match="integer frame index"):
         thermal(recording, keyframe_index=10.7)
 

@@ -329,5 +329,5 @@ def test_unused_recordings_and_a_second_val_file_are_said(raw):
     shutil.copy(raw / "annotations" / "val.json", raw / "annotations" / "validation.json")
     source = DatasetSource.open(raw)
     said = "\n".join(source.warnings)
-    assert "1 recording(s) no annotation uses, left out: EXTRA" in said
+    assert "1 recording(s) no usable keyframe refers to, left out: EXTRA" in said
     assert "annotations/val.json and annotations/validation.json both exist" in said

@@ -265,10 +265,7 @@ def check_output(checklist: Checklist, training_args, model_source: str | None =
         checklist.add(OK, "output folder", f"{out}: training resumes from {resume}")
     elif earlier:
         shown = f"{', '.join(earlier[:6])}{' ...' if len(earlier) > 6 else ''}"
-        if training_args.overwrite_output_dir:
-            checklist.add(WARN, "output folder", f"{out}: overwrite_output_dir removes the earlier run's {shown}")
-        else:
-            checklist.add(OK, "output folder", f"{out}: what a stopped run left ({shown}) is removed")
+        checklist.add(WARN, "output folder", f"{out}: training first removes the earlier run's {shown}")
     else:
         checklist.add(OK, "output folder", f"{out} writable")
 

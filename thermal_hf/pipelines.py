@@ -125,9 +125,10 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
         from torch.utils.data import DataLoader
         from transformers.pipelines.pt_utils import PipelineDataset, PipelineIterator
 
-        if not hasattr(inputs, "__len__"):
-            inputs = list(inputs)
-        dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        if hasattr(inputs, "__len__"):
+            dataset = PipelineDataset(inputs, self.preprocess, preprocess_params)
+        else:  # a generator is read as it goes, as the stock pipeline reads it (one worker)
+            dataset, num_workers = PipelineIterator(inputs, self.preprocess, preprocess_params), min(num_workers, 1)
         loader = DataLoader(dataset, num_workers=num_workers, batch_size=batch_size, collate_fn=_concatenate_clips)
         model_iterator = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
         return PipelineIterator(model_iterator, self.postprocess, postprocess_params)

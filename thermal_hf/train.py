@@ -274,8 +274,8 @@ def check_resume_matches(checkpoint: str, config) -> None:
         shown = "; ".join(f"{k}: {saved.get(k)!r} in the checkpoint, {ours.get(k)!r} now" for k in differing[:6])
         raise RecipeError(
             f"recipe key 'resume_from_checkpoint': {checkpoint} holds another model than this recipe builds ({shown}"
-            f"{'; ...' if len(differing) > 6 else ''}); resume with the recipe it was trained with (its recipe.yaml "
-            "is in the output_dir) or start afresh"
+            f"{'; ...' if len(differing) > 6 else ''}); resume with the recipe it was trained with (the "
+            "checkpoint's recipe.yaml) or start afresh"
         )
 
 
@@ -338,15 +338,15 @@ def build_model(model_args, data_args, training_args, label_names, source: str |
 
 def check_finite(model) -> None:
     """Refuse to save a model with a weight or buffer that is not finite (`TrainingDivergedError`)."""
-    import torch
+    from .training.callbacks import non_finite_parameter
 
-    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise TrainingDivergedError(
-                f"training diverged: {name} holds values that are not finite; the model is not saved (the checkpoints "
-                "saved before are kept). With bf16 on the CPU train in fp32 (mixed_precision: no); else try a lower "
-                "learning_rate"
-            )
+    name = non_finite_parameter(model)
+    if name is not None:
+        raise TrainingDivergedError(
+            f"training diverged: {name} holds values that are not finite; the model is not saved (the checkpoints "
+            "saved before are kept). With bf16 on the CPU train in fp32 (mixed_precision: no); else try a lower "
+            "learning_rate"
+        )
 
 
 def class_distribution(splits: dict, label_names: list[str], trainer, data_args, dataset_path) -> dict:
@@ -462,6 +462,7 @@ def run(parsed: ParsedRecipe) -> dict:
     """Do what the parsed recipe says; returns the final metrics (``train_*`` and ``eval_*``)."""
     import numpy as np
 
+    from .training.callbacks import WriteIntoCheckpoints
     from .training.data import ThermalClipDataset, collate_clips
     from .training.metrics import make_compute_metrics
     from .training.trainer import ThermalTrainer
@@ -482,9 +483,6 @@ def run(parsed: ParsedRecipe) -> dict:
         training_args.distributed_state.wait_for_everyone()  # every process has looked before anything changes
     if training_args.do_train and training_args.process_index == 0:
         remove_earlier_run(training_args.output_dir, earlier)
-        # Now, not at the end: a stopped run's folder says what to resume it with.
-        Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
-        dump_recipe(parsed, Path(training_args.output_dir) / RECIPE_FILE)
     data = load_data(data_args, training_args)
     dataset_path, label_names, train_split, eval_split = data.path, data.label_names, data.train, data.eval
 
@@ -511,6 +509,8 @@ def run(parsed: ParsedRecipe) -> dict:
         mixup_alpha=data_args.mixup_alpha,
         cutmix_alpha=data_args.cutmix_alpha,
     )
+    # A stopped run's checkpoints say what to resume them with (the output folder gets its copy at the end).
+    trainer.add_callback(WriteIntoCheckpoints(RECIPE_FILE, lambda path: dump_recipe(parsed, path)))
 
     output_dir = Path(training_args.output_dir)
     metrics: dict = {}

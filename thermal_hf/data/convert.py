@@ -388,7 +388,8 @@ def convert_dataset(
             source_file = (f"annotations of split {split!r} ({source.splits[split].path.name})" if split_by == "annotations"
                            else f"recordings assigned to {split!r}")
             raise ThermalDataError(f"{data_root}: no usable {split} samples in the {source_file} (skipped: "
-                                   f"{len(skipped)}); expected at least one")
+                                   f"{len(skipped)}); expected at least one (split_by: recording makes the splits "
+                                   "from whole recordings instead)")
     used = {x.recording for split in SPLITS for x in samples[split]}
     sizes: dict[tuple[int, int], list[str]] = {}
     for name, rec in source.recordings.items():

@@ -405,6 +405,7 @@ def load_annotations(root: str | Path, split: str, categories: list[Category] | 
             out.tainted_image_ids.add(image_id)
             continue
         obj = a.get("object_id")
+        obj = None if obj == -1 and not isinstance(obj, bool) else obj  # -1: "unknown", as absent
         if obj is not None and (isinstance(obj, bool) or not isinstance(obj, int) or obj < 0):
             out.problems.append(Problem(rel, where, f"object_id {obj!r} is not a non-negative integer (the person's "
                                         "number in its keyframe)", image_id=image_id, annotation_id=ann_id))
@@ -552,7 +553,8 @@ class DatasetSource:
                              "is numbered by its order among its keyframe's people")
         unused = sorted(p.stem for p in (root / "frames").glob("*.h5") if p.stem not in rec_problems)
         if unused:
-            warns.append(f"frames/: {len(unused)} recording(s) no annotation uses, left out: {', '.join(unused[:10])}"
+            warns.append(f"frames/: {len(unused)} recording(s) no usable keyframe refers to, left out: "
+                         f"{', '.join(unused[:10])}"
                          f"{' ...' if len(unused) > 10 else ''}")
         for split, stems in SPLIT_FILES.items():
             present = [f"annotations/{stem}.json" for stem in stems if (root / "annotations" / f"{stem}.json").is_file()]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,8 +112,8 @@ def _weight_averaging(args) -> TrainerCallback:
 
 
 class StopOnNonFinite(TrainerCallback):
-    """Stop training, with an error, at the first logged loss or gradient norm that is not finite, and at a checkpoint
-    whose weights are not (that checkpoint is removed).
+    """Stop training, with an error, at the first logged loss or gradient norm that is not finite (`ThermalTrainer`
+    also checks the weights before each checkpoint, `non_finite_parameter`).
 
     `Trainer` goes on after a NaN (it clips a NaN gradient to NaN weights and, with `logging_nan_inf_filter`, logs
     the loss as if nothing happened), then saves the NaN model and evaluates it. Always on (`ThermalTrainer`).
@@ -129,21 +128,13 @@ class StopOnNonFinite(TrainerCallback):
         logs = logs or {}
         bad = {key: logs[key] for key in ("loss", "grad_norm")
                if isinstance(logs.get(key), (int, float)) and not math.isfinite(logs[key])}
-        if "grad_norm" in bad and args.fp16 and self.step_was_skipped():
+        if "grad_norm" in bad and args.mixed_precision == "fp16" and self.step_was_skipped():
             del bad["grad_norm"]
         if bad:
-            self._stop(args, f"at step {state.global_step}: " + ", ".join(f"{k} {v}" for k, v in bad.items()))
-
-    def on_save(self, args, state, control, model=None, **kwargs):
-        if model is None or all(bool(torch.isfinite(t).all()) for t in model.parameters() if t.is_floating_point()):
-            return
-        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        if state.is_world_process_zero and checkpoint.is_dir():
-            shutil.rmtree(checkpoint)
-        self._stop(args, f"at step {state.global_step}: weights that are not finite (their checkpoint is removed)")
+            self.stop(args, f"at step {state.global_step}: " + ", ".join(f"{k} {v}" for k, v in bad.items()))
 
     @staticmethod
-    def _stop(args, what: str):
+    def stop(args, what: str):
         from ..errors import TrainingDivergedError
 
         hint = (" bf16 on the CPU is a known cause (oneDNN's bfloat16 3D-convolution gradients): train in fp32 "
@@ -151,6 +142,26 @@ class StopOnNonFinite(TrainerCallback):
                 " Try a lower learning_rate or max_grad_norm, or fp32 (mixed_precision: no).")
         raise TrainingDivergedError(f"training diverged {what}. The model is not saved; the checkpoints saved before "
                                     f"(in {args.output_dir}) are kept.{hint}")
+
+
+def non_finite_parameter(model) -> str | None:
+    """The name of a floating-point parameter or buffer of ``model`` holding a value that is not finite (else None)."""
+    for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+        if tensor.is_floating_point() and tensor.numel() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
+class WriteIntoCheckpoints(TrainerCallback):
+    """``write(checkpoint / name)`` on the main process at every checkpoint (e.g. the run's ``recipe.yaml``)."""
+
+    def __init__(self, name: str, write: Callable[[Path], object]):
+        self.name, self.write = name, write
+
+    def on_save(self, args, state, control, **kwargs):
+        checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and checkpoint.is_dir():
+            self.write(checkpoint / self.name)
 
 
 #: name -> factory taking the `ThermalTrainingArguments`.
@@ -165,4 +176,4 @@ def build_callbacks(args) -> list[TrainerCallback]:
     return [CALLBACKS[name](args) for name in args.callbacks]
 
 
-__all__ = ["CALLBACKS", "StopOnNonFinite", "WeightAveragingCallback", "build_callbacks", "recompute_batch_norm"]
+__all__ = ["CALLBACKS", "StopOnNonFinite", "non_finite_parameter", "WriteIntoCheckpoints", "WeightAveragingCallback", "build_callbacks", "recompute_batch_norm"]

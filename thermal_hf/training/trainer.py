@@ -55,7 +55,7 @@ from torch.utils.data import Sampler
 from transformers import Trainer
 from transformers.utils import logging
 
-from .callbacks import StopOnNonFinite, build_callbacks
+from .callbacks import StopOnNonFinite, build_callbacks, non_finite_parameter
 
 logger = logging.get_logger(__name__)
 
@@ -315,6 +315,18 @@ class ThermalTrainer(Trainer):
     # dataset's own generator) and the mixup / cutmix one are saved beside them, in JSON (nothing to unpickle).
     def _augmentation_state_path(self, folder) -> Path:
         return Path(folder) / f"augmentation_rng_state_{self.args.process_index}.json"
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # Before anything is written or rotated away: a checkpoint of weights that are not finite is never made, and
+        # the checkpoints before it stay. Every process decides together (sharded weights differ per process).
+        bad = non_finite_parameter(self.model)
+        flag = torch.tensor([float(bad is not None)], device=self.args.device)
+        if self.args.world_size > 1:
+            flag = self.accelerator.reduce(flag, reduction="sum")
+        if float(flag.item()) > 0:
+            StopOnNonFinite.stop(self.args, f"at step {self.state.global_step}: weights that are not finite"
+                                 + (f" ({bad})" if bad else " (on another process)"))
+        return super()._save_checkpoint(model, trial)
 
     def _save_rng_state(self, output_dir) -> None:
         super()._save_rng_state(output_dir)
