@@ -104,17 +104,17 @@ def test_a_non_finite_loss_or_gradient_stops_training():
         StopOnNonFinite().on_log(args, state, None, logs={"loss": math.inf})
 
 
-def test_a_model_with_a_non_finite_weight_is_not_saved():
+def test_the_first_weight_that_is_not_finite_is_named():
     from conftest import make_tiny_model
 
-    from thermal_hf.train import check_finite
+    from thermal_hf.training.callbacks import non_finite_parameter
 
     model = make_tiny_model()
-    check_finite(model)
+    assert non_finite_parameter(model) is None
+    name, parameter = next(iter(model.named_parameters()))
     with torch.no_grad():
-        next(model.parameters())[0] = math.nan
-    with pytest.raises(TrainingDivergedError, match="not finite"):
-        check_finite(model)
+        parameter.view(-1)[0] = math.nan
+    assert non_finite_parameter(model) == name
 
 
 def test_a_run_stopped_while_saving_its_first_checkpoint_is_continued_afresh_when_asked(tmp_path):
@@ -201,3 +201,5 @@ def test_a_checkpoint_of_weights_that_are_not_finite_is_never_made(tmp_path):
     with pytest.raises(TrainingDivergedError, match=r"step 2: weights that are not finite \(slowfast"):
         trainer._save_checkpoint(model, None)
     assert (tmp_path / "checkpoint-1").is_dir() and not (tmp_path / "checkpoint-2").exists()  # nothing rotated
+    with pytest.raises(TrainingDivergedError, match="at the end: weights that are not finite"):
+        trainer.check_weights("at the end")  # what `train` asks before it saves the model

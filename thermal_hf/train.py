@@ -336,19 +336,6 @@ def build_model(model_args, data_args, training_args, label_names, source: str |
     return model
 
 
-def check_finite(model) -> None:
-    """Refuse to save a model with a weight or buffer that is not finite (`TrainingDivergedError`)."""
-    from .training.callbacks import non_finite_parameter
-
-    name = non_finite_parameter(model)
-    if name is not None:
-        raise TrainingDivergedError(
-            f"training diverged: {name} holds values that are not finite; the model is not saved (the checkpoints "
-            "saved before are kept). With bf16 on the CPU train in fp32 (mixed_precision: no); else try a lower "
-            "learning_rate"
-        )
-
-
 def class_distribution(splits: dict, label_names: list[str], trainer, data_args, dataset_path) -> dict:
     weights = trainer.class_weights
     return {
@@ -529,7 +516,7 @@ def run(parsed: ParsedRecipe) -> dict:
                 num_workers=training_args.dataloader_num_workers, seed=seed,
                 is_main_process=trainer.is_world_process_zero(), distributed=training_args.world_size > 1,
                 progress=not training_args.disable_tqdm))
-        check_finite(trainer.model)  # a NaN the logs did not show (between two logging steps) is not saved either
+        trainer.check_weights("at the end")  # a NaN the logs did not show (between two logging steps) is not saved
         trainer.save_model()  # model + processor (processing_class)
         metrics.update(result.metrics)
         trainer.log_metrics("train", result.metrics)

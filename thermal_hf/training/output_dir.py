@@ -52,11 +52,16 @@ def _has_optimizer_state(checkpoint: Path) -> bool:
     return any(p.name.startswith(("optimizer", "global_step")) for p in checkpoint.iterdir())
 
 
+def asked_to_resume(value) -> bool:
+    """A ``resume_from_checkpoint`` value that asks for a resume (``true``, ``last`` or a folder)."""
+    return value not in (None, False, "", "false", "False", "no", "none", "None")
+
+
 def resolve_resume(training_args) -> str | None:
     """``resume_from_checkpoint``: true / "last" -> the last complete checkpoint in output_dir (None if there is none);
     a folder -> that folder, which must be a Trainer checkpoint."""
     value = training_args.resume_from_checkpoint
-    if value in (None, False, "", "false", "False", "no", "none", "None"):
+    if not asked_to_resume(value):
         return None
     output_dir = Path(training_args.output_dir)
     if value in (True, "true", "True", "yes", "last"):
@@ -125,11 +130,9 @@ def check_output_dir(training_args, resume: str | None, model_source: str | None
     if not left:
         return []
     interrupted = [n for n in left if (output_dir / n).is_dir() and not is_complete(output_dir / n)]
-    asked_to_resume = training_args.resume_from_checkpoint not in (None, False, "", "false", "False", "no", "none",
-                                                                   "None")
     if resume is not None and is_own_checkpoint(resume, output_dir):
         removed = [n for n in left if n in RESULT_FILES or n in interrupted]
-    elif resume is None and asked_to_resume and len(interrupted) == len(left):
+    elif resume is None and asked_to_resume(training_args.resume_from_checkpoint) and len(interrupted) == len(left):
         removed = left
     elif training_args.overwrite_output_dir:
         removed = left

@@ -316,16 +316,21 @@ class ThermalTrainer(Trainer):
     def _augmentation_state_path(self, folder) -> Path:
         return Path(folder) / f"augmentation_rng_state_{self.args.process_index}.json"
 
-    def _save_checkpoint(self, model, trial) -> None:
-        # Before anything is written or rotated away: a checkpoint of weights that are not finite is never made, and
-        # the checkpoints before it stay. Every process decides together (sharded weights differ per process).
+    def check_weights(self, when: str) -> None:
+        """`TrainingDivergedError` if a weight or buffer is not finite. Every process decides together (sharded
+        weights differ per process)."""
         bad = non_finite_parameter(self.model)
         flag = torch.tensor([float(bad is not None)], device=self.args.device)
         if self.args.world_size > 1:
             flag = self.accelerator.reduce(flag, reduction="sum")
         if float(flag.item()) > 0:
-            StopOnNonFinite.stop(self.args, f"at step {self.state.global_step}: weights that are not finite"
+            StopOnNonFinite.stop(self.args, f"{when}: weights that are not finite"
                                  + (f" ({bad})" if bad else " (on another process)"))
+
+    def _save_checkpoint(self, model, trial) -> None:
+        # Before anything is written or rotated away: a checkpoint of weights that are not finite is never made, and
+        # the checkpoints before it stay.
+        self.check_weights(f"at step {self.state.global_step}")
         return super()._save_checkpoint(model, trial)
 
     def _save_rng_state(self, output_dir) -> None:

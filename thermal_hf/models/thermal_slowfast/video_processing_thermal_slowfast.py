@@ -105,12 +105,18 @@ def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def check_clip_layout(clip: np.ndarray, where: str) -> None:
-    """Refuse clips whose last axis is a colour channel: a `(T, H, W, C)` clip would otherwise be read as `T`
-    clips of `H` frames (no thermal frame is 1 or 3 pixels wide)."""
+    """Refuse clips with a colour axis: a `(T, H, W, C)` clip would otherwise be read as `T` clips of `H` frames (no
+    thermal frame is 1 or 3 pixels wide), a `(T, C, H, W)` one as `T` clips of `C` frames."""
     if clip.ndim >= 3 and clip.shape[-1] in (1, 3):
         raise ValueError(
             f"{where} has shape {tuple(clip.shape)}: its last axis looks like {clip.shape[-1]} colour channel(s). "
             "A thermal clip is (T, H, W) degrees Celsius, one value per pixel: pass clip[..., 0]"
+        )
+    if clip.ndim == 4 and clip.shape[1] in (1, 3):
+        raise ValueError(
+            f"{where} has shape {tuple(clip.shape)}: a (B, T, H, W) batch of {clip.shape[1]}-frame clips, or a "
+            f"(T, C, H, W) clip with {clip.shape[1]} colour channel(s)? A thermal clip is (T, H, W) degrees Celsius: "
+            "pass clip[:, 0], or a list of clips"
         )
 
 
@@ -170,17 +176,14 @@ class ThermalVideoProcessor(BaseVideoProcessor):
 
     model_input_names = ["pixel_values"]
     valid_kwargs = ThermalVideosKwargs
-    #: Settings a call may override (`preprocess(..., temperature_range=...)`); the others are its own arguments.
-    _call_settings = (
-        "invalid_floor", "temperature_range", "temperature_reference", "mean", "std", "frame_rate", "person_crop_size",
-        "person_threshold",
-    )
 
     #: Keys written to `video_preprocessor_config.json` (everything else is stock and unused here).
     _saved_keys = (
         "num_frames", "invalid_floor", "temperature_range", "temperature_reference", "mean", "std", "do_sample_frames",
         "frame_rate", "person_crop_size", "person_threshold",
     )
+    #: Settings a call may override (`preprocess(..., temperature_range=...)`); the other two are its own arguments.
+    _call_settings = tuple(key for key in _saved_keys if key not in ("num_frames", "do_sample_frames"))
 
     def __init__(
         self,
@@ -416,12 +419,6 @@ class ThermalVideoProcessor(BaseVideoProcessor):
             if videos.ndim == 3:
                 return [videos]
             if videos.ndim == 4:
-                if videos.shape[1] in (1, 3):
-                    raise ValueError(
-                        f"the clip array has shape {videos.shape}: a (B, T, H, W) batch of {videos.shape[1]}-frame "
-                        f"clips, or a (T, C, H, W) clip with {videos.shape[1]} colour channel(s)? A thermal clip is "
-                        "(T, H, W) degrees Celsius: pass clip[:, 0], or a list of clips"
-                    )
                 return list(videos)
             raise ValueError(f"a clip array must be (T, H, W) or (B, T, H, W) Celsius, got shape {videos.shape}")
         if isinstance(videos, (list, tuple)):
