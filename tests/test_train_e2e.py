@@ -91,6 +91,13 @@ def test_two_processes_then_one_process_eval(synthetic_root, tmp_path):
     # the number of processes (2 x 4 with padding vs 1 x 4). The metrics above are computed from all gathered
     # predictions, which is what must not depend on the process count.
     assert one["eval_loss"] == pytest.approx(two["eval_loss"], rel=0.05)
+    assert (out1 / "eval_recipe.yaml").is_file() and not (out1 / "recipe.yaml").exists()
+
+    # evaluated again into its own folder: the training run's recipe and class counts (the model card's) stay
+    recipe, counts = (out / "recipe.yaml").read_bytes(), (out / "class_distribution.json").read_bytes()
+    train_main("--model_name_or_path", out, "--do_train", "false", "--output_dir", out, *common)
+    assert (out / "recipe.yaml").read_bytes() == recipe and (out / "class_distribution.json").read_bytes() == counts
+    assert "do_train: false" in (out / "eval_recipe.yaml").read_text()
 
     # every checkpoint folder is a loadable model + processor
     from transformers import AutoModelForVideoClassification, AutoVideoProcessor

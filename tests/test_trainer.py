@@ -305,3 +305,20 @@ def test_dataset_items_equal_the_processor_steps_and_leave_the_data_alone(conver
         np.testing.assert_array_equal(dataset[i]["pixel_values"].numpy(), processor.normalize(frames))
     for i in range(len(dataset)):  # the memory-mapped rows are untouched
         np.testing.assert_array_equal(dataset._reader.frames(i), before[i])
+
+
+def test_resumed_early_stopping_takes_the_recipe_patience_and_keeps_its_count(tmp_path, caplog):
+    from transformers import EarlyStoppingCallback
+
+    args = make_args(tmp_path, restore_callback_states_from_checkpoint=True)
+    trainer = ThermalTrainer(model=ToyClassifier(), args=args, train_dataset=ToyClips(), data_collator=collate_clips,
+                             callbacks=[EarlyStoppingCallback(early_stopping_patience=5)])
+    # what a checkpoint of a run with patience 2 holds, one evaluation without improvement in
+    trainer.state.stateful_callbacks = {"EarlyStoppingCallback": {
+        "args": {"early_stopping_patience": 2, "early_stopping_threshold": 0.0},
+        "attributes": {"early_stopping_patience_counter": 1}}}
+    with caplog.at_level("WARNING", logger="thermal_hf.training.trainer"):
+        trainer._load_callback_state()
+    (callback,) = [c for c in trainer.callback_handler.callbacks if isinstance(c, EarlyStoppingCallback)]
+    assert callback.early_stopping_patience == 5 and callback.early_stopping_patience_counter == 1
+    assert "early_stopping_patience 2 -> 5" in caplog.text

@@ -331,7 +331,7 @@ class ThermalTrainingArguments(TrainingArguments):
     restore_callback_states_from_checkpoint: bool = field(
         default=True,
         metadata={"help": "A resumed run restores its callbacks' state (early stopping's patience count) from the "
-                          "checkpoint."},
+                          "checkpoint; their arguments (patience, threshold) are the recipe's."},
     )
     # loss
     class_weighting: str = field(

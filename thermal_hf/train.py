@@ -31,6 +31,7 @@ from .training.output_dir import check_output_dir, remove_earlier_run, resolve_r
 logger = logging.getLogger("thermal_hf.train")
 
 RECIPE_FILE = "recipe.yaml"
+EVAL_RECIPE_FILE = "eval_recipe.yaml"  # an evaluation-only run's: the training run's recipe.yaml stays as it was
 CLASS_DISTRIBUTION_FILE = "class_distribution.json"
 EVAL_REPORT_FILE = "eval_report.json"
 EVAL_PREDICTIONS_FILE = "eval_predictions.json"
@@ -530,11 +531,13 @@ def run(parsed: ParsedRecipe) -> dict:
 
     if trainer.is_world_process_zero():
         output_dir.mkdir(parents=True, exist_ok=True)
-        dump_recipe(parsed, output_dir / RECIPE_FILE)
-        distribution = class_distribution(
-            {data_args.train_split: train_ds, data_args.eval_split: eval_ds}, label_names, trainer, data_args, dataset_path
-        )
-        (output_dir / CLASS_DISTRIBUTION_FILE).write_text(json.dumps(distribution, indent=2) + "\n")
+        # An evaluation-only run may write into the trained model's own folder: its recipe.yaml and class counts
+        # say how that model was trained (the model card renders them), so they are not replaced.
+        dump_recipe(parsed, output_dir / (RECIPE_FILE if training_args.do_train else EVAL_RECIPE_FILE))
+        if training_args.do_train or not (output_dir / CLASS_DISTRIBUTION_FILE).exists():
+            distribution = class_distribution({data_args.train_split: train_ds, data_args.eval_split: eval_ds},
+                                              label_names, trainer, data_args, dataset_path)
+            (output_dir / CLASS_DISTRIBUTION_FILE).write_text(json.dumps(distribution, indent=2) + "\n")
         if training_args.do_eval and compute_metrics.last_report is not None:
             report = {"metrics": {k: v for k, v in metrics.items() if k.startswith("eval_")}, **compute_metrics.last_report,
                       "label_names": label_names, "num_processes": training_args.world_size,

@@ -21,7 +21,7 @@ logger = logging.getLogger("thermal_hf.train")
 #: Results of a model written by training at its end. An earlier run's describe other weights (and
 #: `Trainer.save_metrics` would merge them into ``all_results.json``): a resumed run removes them before it starts.
 TRAINING_RESULTS = ("all_results.json", "train_results.json", "eval_results.json", "eval_report.json",
-                    "eval_predictions.json")
+                    "eval_predictions.json", "eval_recipe.yaml")
 #: `thermal-hf evaluate`'s outputs when written into the model folder (what `push` reads); its generic names count
 #: only beside its ``metrics.json``, so a user's own ``report.md`` is neither a run nor removed.
 EVALUATE_RESULTS = ("metrics.json", "report.md", "confusion_matrix.png", "predictions.csv")

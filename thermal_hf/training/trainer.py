@@ -349,6 +349,23 @@ class ThermalTrainer(Trainer):
             self._restore_augmentation_state(resume_from_checkpoint)
         return super().train(resume_from_checkpoint, *args, **kwargs)
 
+    def _load_callback_state(self) -> None:
+        # Trainer rebuilds a stateful callback (early stopping) from the checkpoint's arguments, so a patience or
+        # threshold changed for the resumed run would be dropped silently. The recipe's arguments win; the
+        # callback's counters (the patience used so far) still come from the checkpoint.
+        if self.args.restore_callback_states_from_checkpoint:
+            current = {type(c).__name__: c.state()["args"] for c in self.callback_handler.callbacks
+                       if hasattr(c, "state") and callable(c.state)}
+            for name, stored in self.state.stateful_callbacks.items():
+                for entry in stored if isinstance(stored, list) else [stored]:
+                    saved, now = entry.get("args", {}), current.get(name)
+                    if now is not None and saved != now:
+                        changed = ", ".join(f"{k} {saved.get(k)} -> {v}" for k, v in now.items() if saved.get(k) != v)
+                        logger.warning(f"{name}: the checkpoint's {changed} replaced by the recipe's for the "
+                                       "resumed run")
+                        entry["args"] = dict(now)
+        super()._load_callback_state()
+
     def _restore_augmentation_state(self, checkpoint) -> None:
         # Before the first batch: Trainer restores its own generators only after fetching it.
         path = self._augmentation_state_path(checkpoint)
