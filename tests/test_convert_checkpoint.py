@@ -313,6 +313,92 @@ def test_cli(tiny_zoo, tmp_path, capsys):
                      "--num_labels", "2", "--model_depth", "18", "--num_frames", "16"]) == 0
 
 
+@pytest.mark.parametrize("wrap", [
+    lambda sd: {"state_dict": sd, "epoch": 3},  # Lightning / MMAction2 style
+    lambda sd: {"model": sd, "optimizer": {}},
+    lambda sd: {"state_dict": {f"model.{k}": v for k, v in sd.items()}},  # a Lightning module's attribute
+    lambda sd: {f"backbone.{k}": v for k, v in sd.items()},  # a pytorchvideo net kept as `backbone`
+    lambda sd: {"model_state": {f"module.{k}": v for k, v in sd.items()}},  # DistributedDataParallel
+])
+def test_wrapped_and_prefixed_state_dicts_import(tiny_zoo, tmp_path, wrap):
+    net, _ = tiny_zoo
+    src = tmp_path / "wrapped.pth"
+    torch.save(wrap(net.state_dict()), src)
+    assert cc.load_source_state_dict(src, "pytorchvideo").keys() == net.state_dict().keys()
+    with pytest.raises(CheckpointError, match="look like a pytorchvideo checkpoint.*--format pytorchvideo"):
+        cc.load_source_state_dict(src, "mmaction2")
+
+
+def test_a_thermal_hf_model_is_pointed_to_from_pretrained(tiny_zoo, tmp_path):
+    net, _ = tiny_zoo
+    src = tmp_path / "ours.pth"
+    torch.save({f"slowfast.{k}": v for k, v in net.state_dict().items()}, src)
+    with pytest.raises(CheckpointError, match="already a thermal-hf model.*from_pretrained"):
+        _import(src, tmp_path / "out")
+
+
+@pytest.mark.parametrize("damage, expected", [
+    (lambda t: t.clone().index_fill_(0, torch.tensor([0]), float("nan")), "values that are not finite"),  # a copy:
+    (lambda t: t.long(), "torch.int64 values"),  # the fixture's network is shared by the module's tests
+])
+def test_damaged_tensors_are_refused_naming_the_key(tiny_zoo, tmp_path, damage, expected):
+    key = "blocks.0.multipathway_blocks.0.conv.weight"
+    src = _tweaked(tiny_zoo, tmp_path, lambda s: s.__setitem__(key, damage(s[key])))
+    with pytest.raises(CheckpointError, match=f"{re.escape(key)} holds {expected}"):
+        _import(src, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_overrides_are_checked_before_anything_is_written(tiny_zoo, tmp_path):
+    _, src = tiny_zoo
+    with pytest.raises(ValueError, match="unknown ThermalSlowFastConfig fields: 'num_frame' .did you mean num_frames"):
+        _import(src, tmp_path / "out", num_frame=16)
+    with pytest.raises(CheckpointError, match="stem_width is 64 in the checkpoint, not 16"):
+        _import(src, tmp_path / "out", stem_width=16)
+    with pytest.raises(ValueError, match="std"):
+        _import(src, tmp_path / "out", pixel_std=0)
+    assert not (tmp_path / "out").exists()
+    # the depth is read from the checkpoint by default, as on the command line
+    out = cc.import_checkpoint(src, tmp_path / "out", format="pytorchvideo", num_labels=2, num_frames=FRAMES)
+    assert load_model(out).config.model_depth == 18
+
+
+def test_an_existing_output_folder_is_replaced_only_when_asked_and_whole(tiny_zoo, tmp_path, monkeypatch):
+    _, src = tiny_zoo
+    out = _import(src, tmp_path / "model", num_labels=2, labels=["a", "b"])
+    (out / "metrics.json").write_text("{}")  # an earlier model's record: must not survive beside a new model
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(CheckpointError, match="is not empty .*--overwrite"):
+        _import(src, out, num_labels=3, labels=["a", "b", "c"])
+
+    from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
+
+    def disk_full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ThermalVideoProcessor, "save_pretrained", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _import(src, out, num_labels=3, labels=["a", "b", "c"], overwrite=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the earlier model, untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left behind
+    monkeypatch.undo()
+
+    _import(src, out, num_labels=3, labels=["a", "b", "c"], overwrite=True)
+    assert load_model(out).config.num_labels == 3 and not (out / "metrics.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(CheckpointError, match="holds no saved model"):
+        _import(src, notes, num_labels=2, labels=["a", "b"], overwrite=True)
+    inside = out / "source.pyth"
+    inside.write_bytes(src.read_bytes())
+    with pytest.raises(CheckpointError, match="is inside .* which --overwrite would replace"):
+        _import(inside, out, num_labels=2, labels=["a", "b"], overwrite=True)
+    assert (notes / "todo.txt").read_text() == "mine" and inside.is_file()
+
+
 # ---- MMAction2 -------------------------------------------------------------------------------------------
 def test_mmaction2_key_mapping():
     shapes = {

@@ -313,6 +313,41 @@ def test_an_imported_checkpoint_is_named_in_the_card(card_model_dir, tmp_path):
     assert "{'file'" not in card and "base_model" not in _front_matter(card)
 
 
+def _pushed_files(monkeypatch, model_dir, **card_kwargs) -> dict:
+    from thermal_hf import hub
+
+    sent = {}
+    monkeypatch.setattr(hub, "_commit", lambda repo_id, files, **kwargs: sent.update(files) or "url")
+    hub.push_model(model_dir, "org/x", **card_kwargs)
+    return sent
+
+
+def test_the_pushed_metrics_file_is_the_one_the_card_reports(card_model_dir, tmp_path, monkeypatch):
+    other = tmp_path / "other_metrics.json"
+    metrics = json.loads((card_model_dir / "metrics.json").read_text())
+    other.write_text(json.dumps({**metrics, "top1_accuracy": 0.125}))
+    sent = _pushed_files(monkeypatch, card_model_dir, metrics=other)
+    assert sent["metrics.json"] == other and "| Top-1 accuracy | 12.50 % |" in sent["README.md"].decode()
+    sent = _pushed_files(monkeypatch, card_model_dir, metrics={"eval_accuracy": 0.25})
+    assert json.loads(sent["metrics.json"]) == {"eval_accuracy": 0.25}
+
+
+def test_a_stale_shard_index_beside_a_single_file_model_is_not_pushed(card_model_dir, tmp_path, monkeypatch, caplog):
+    model_dir = tmp_path / "m"
+    shutil.copytree(card_model_dir, model_dir)
+    index = {"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors"}}
+    (model_dir / "model.safetensors.index.json").write_text(json.dumps(index))
+    with caplog.at_level("WARNING", logger="thermal_hf.hub"):
+        sent = _pushed_files(monkeypatch, model_dir)
+    assert "model.safetensors" in sent and "model.safetensors.index.json" not in sent
+    assert "names shards that are not in the folder" in caplog.text
+    (model_dir / "model.safetensors").unlink()
+    from thermal_hf.errors import ThermalDataError
+
+    with pytest.raises(ThermalDataError, match="model-00001-of-00002.safetensors"):
+        _pushed_files(monkeypatch, model_dir)
+
+
 @pytest.mark.slow
 def test_recipe_push_to_hub_pushes_model_processor_and_card(converted_dataset, tmp_path):
     """`push_to_hub: true` in a recipe: Trainer's own pushes and our final commit (card from real results)."""

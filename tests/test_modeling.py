@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -78,11 +79,27 @@ def test_config_json_round_trip_keeps_int_label_ids(tmp_path):
         ({"slowfast_channel_ratio": 0}, "positive"),
         ({"test_time_views": 3}, "test_time_views"),
         ({"test_time_views": 8, "image_size": (48, 64)}, "square image_size"),
+        ({"stem_pool": "no"}, "stem_pool must be true or false, got 'no'"),
+        ({"slowfast_fusion_norm_act": "false"}, "slowfast_fusion_norm_act must be true or false"),
+        ({"num_frames": "16"}, "num_frames must be an integer, got '16'"),
+        ({"num_frames": 16.0}, "num_frames must be an integer, got 16.0"),
+        ({"image_size": ("32", 48)}, "image_size must be two integers"),
+        ({"dropout": "0.5"}, "dropout must be a number"),
     ],
 )
 def test_config_rejects_bad_values_with_value_error(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ThermalSlowFastConfig(**kwargs)
+
+
+def test_a_hand_edited_config_json_of_the_wrong_type_is_refused_naming_the_field(tmp_path):
+    from transformers import AutoModelForVideoClassification
+
+    make_tiny_model(num_labels=3).save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "slowfast_fusion_norm_act": "false"}))
+    with pytest.raises(ValueError, match="slowfast_fusion_norm_act must be true or false"):
+        AutoModelForVideoClassification.from_pretrained(tmp_path)
 
 
 @pytest.mark.parametrize(

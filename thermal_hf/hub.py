@@ -437,6 +437,10 @@ def render_model_card(
 
     id2label = config.get("id2label") or {}
     label_names = [id2label[k] for k in sorted(id2label, key=int)]
+    foreign = sorted({n for counts in dist.values() for n in counts if counts[n]} - set(label_names))
+    if foreign and label_names:
+        logger.warning(f"{model_dir}: the class distribution counts classes the model does not have ({', '.join(foreign[:6])}"
+                       f"{' ...' if len(foreign) > 6 else ''}): it describes other data than this model's labels")
     height, width = (40, 60)
     size = config.get("image_size") or [height, width]
     num_frames = int(config.get("num_frames", 64))
@@ -590,7 +594,19 @@ def _commit(repo_id: str, files: dict[str, Path | bytes], *, repo_type: str, pri
 
 def _model_files(model_dir: Path) -> dict[str, Path]:
     files = {name: model_dir / name for name in MODEL_FILES if (model_dir / name).is_file()}
-    files.update({p.name: p for p in model_dir.glob("model-*.safetensors")})
+    index = files.get("model.safetensors.index.json")
+    if index is not None:
+        # Shards are uploaded as the index names them; a stale index beside a single-file model is not uploaded.
+        shards = sorted(set((_read_json(index).get("weight_map") or {}).values()))
+        absent = [name for name in shards if not (model_dir / name).is_file()]
+        if absent and "model.safetensors" in files:
+            logger.warning(f"{index}: not uploaded: it names shards that are not in the folder ({', '.join(absent[:3])}); "
+                           "the model is model.safetensors")
+            del files["model.safetensors.index.json"]
+        elif absent:
+            raise ThermalDataError(f"{index}: names weight shards that are not in {model_dir}: {absent[:6]}")
+        else:
+            files.update({name: model_dir / name for name in shards})
     if not any(name.endswith(".safetensors") for name in files):
         raise ThermalDataError(f"{model_dir}: no *.safetensors weights; save the model with save_pretrained first")
     if not any(name in files for name in PROCESSOR_FILES):
@@ -621,9 +637,12 @@ def push_model(
     files: dict[str, Path | bytes] = dict(_model_files(model_dir))
     if card is None:
         card = render_model_card(model_dir, repo_id=repo_id, **card_kwargs)
+    # The repo's metrics.json is the one the card was rendered from.
     metrics = card_kwargs.get("metrics")
-    if isinstance(metrics, (str, Path)) and "metrics.json" not in files:
+    if isinstance(metrics, (str, Path)):
         files["metrics.json"] = Path(metrics)
+    elif isinstance(metrics, Mapping):
+        files["metrics.json"] = (json.dumps(dict(metrics), indent=2) + "\n").encode()
     files["README.md"] = card.encode()
     return _commit(repo_id, files, repo_type="model", private=private, token=token, commit_message=commit_message)
 

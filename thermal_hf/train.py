@@ -223,6 +223,7 @@ def import_pretrained(model_args, data_args, training_args, label_names) -> str:
                     labels=label_names,
                     model_depth=model_args.model_depth,
                     seed=training_args.seed,
+                    overwrite=True,  # this run's own import folder: a resumed run imports again
                     num_frames=data_args.num_frames,
                     **overrides,
                 )

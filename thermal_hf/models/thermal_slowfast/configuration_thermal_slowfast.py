@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
@@ -12,6 +14,13 @@ SUPPORTED_DEPTHS = (18, 50, 101)
 
 #: Numbers of test-time views (`ThermalSlowFastConfig.test_time_views`): subgroups of a square's 8 symmetries.
 TEST_TIME_VIEWS = (1, 2, 4, 8)
+
+
+_INT_FIELDS = ("model_depth", "num_frames", "slow_temporal_stride", "fast_temporal_stride", "slowfast_channel_ratio",
+               "slowfast_fusion_channel_ratio", "slowfast_fusion_kernel_size", "stem_width", "num_channels",
+               "stem_channels", "test_time_views")
+_BOOL_FIELDS = ("slowfast_fusion_norm_act", "stem_pool")
+_REAL_FIELDS = ("dropout", "head_init_std")
 
 
 @strict
@@ -105,6 +114,7 @@ class ThermalSlowFastConfig(PreTrainedConfig):
     test_time_views: int = 1
 
     def __post_init__(self, **kwargs):
+        self._check_types()
         # JSON stores tuples as lists: keep one canonical, hashable form.
         self.image_size = tuple(int(v) for v in self.image_size)
         super().__post_init__(**kwargs)
@@ -133,7 +143,27 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         config._check_values()
         return out
 
+    def _check_types(self):
+        # A hand-edited config.json ("stem_pool": "no", "num_frames": "16") must fail naming the field, not build
+        # another network (any non-empty string is true) or fail deep inside a comparison.
+        for name in _INT_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"ThermalSlowFastConfig.{name} must be an integer, got {value!r}")
+        for name in _BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"ThermalSlowFastConfig.{name} must be true or false, got {getattr(self, name)!r}")
+        for name in _REAL_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"ThermalSlowFastConfig.{name} must be a number, got {value!r}")
+        size = self.image_size
+        if (not isinstance(size, (list, tuple)) or len(size) != 2
+                or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in size)):
+            raise ValueError(f"ThermalSlowFastConfig.image_size must be two integers (height, width), got {size!r}")
+
     def _check_values(self):
+        self._check_types()
         if self.problem_type not in (None, "single_label_classification"):
             raise ValueError(
                 f"problem_type must be 'single_label_classification' (or None): this model answers one class a clip "

@@ -38,15 +38,19 @@ place and every backbone parameter/buffer of the model must be filled, with the 
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import numbers
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from thermal_hf.errors import CheckpointError
 
@@ -117,50 +121,97 @@ def load_source_state_dict(path: str | Path, format: str) -> dict[str, torch.Ten
         with torch.serialization.safe_globals(_numpy_safe_globals()):
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle with code objects, truncated file, not a torch file at all
+        why = "an empty file" if path.stat().st_size == 0 else f"{type(err).__name__}: {err}"
         raise CheckpointError(
             f"{path}: cannot be read with torch.load(weights_only=True) (only tensors and plain data are accepted; "
-            f"a truncated download or an object of a custom class gives this): {err}"
+            f"a truncated download or an object of a custom class gives this): {why}"
         ) from err
-    wrapper = "model_state" if format == "pytorchvideo" else "state_dict"
     if not isinstance(checkpoint, dict):
         raise CheckpointError(
-            f"{path}: a {format} checkpoint is a dict with a {wrapper!r} entry (or a bare state dict); found a "
+            f"{path}: a checkpoint is a dict of tensors (a state dict) or holds one under {list(_WRAPPERS)}; found a "
             f"{type(checkpoint).__name__}"
         )
-    if wrapper in checkpoint:
-        state = checkpoint[wrapper]
-    elif checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
-        state = checkpoint  # a bare state dict: `torch.save(net.state_dict(), f)`
-    else:
+    state, wrapper = _unwrap(checkpoint)
+    if state is None:
+        present = next((k for k in _WRAPPERS if k in checkpoint), None)
+        if present is not None:
+            raise CheckpointError(f"{path}: {present!r} {_not_a_state_dict(checkpoint[present])}")
         found = sorted(map(str, checkpoint))[:_MAX_LISTED]
-        other = "mmaction2" if format == "pytorchvideo" else "pytorchvideo"
         raise CheckpointError(
-            f"{path}: a {format} checkpoint is a dict with a {wrapper!r} entry (or a bare state dict of tensors); "
-            f"found the entries {found}. (Is it a {other} checkpoint? Then pass --format {other}.)"
+            f"{path}: no state dict found: a checkpoint is a dict of tensors under string keys, or holds one under "
+            f"one of {list(_WRAPPERS)}; found the entries {found}"
         )
-    if not isinstance(state, dict):
-        raise CheckpointError(f"{path}: {wrapper!r} must be a dict of tensors, found a {type(state).__name__}")
-    bad = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(f"{path}: {wrapper} entries that are not tensors under string keys: {bad[:_MAX_LISTED]}")
+    state = _strip_prefixes(state)
     looks_like = _format_of_keys(state)
     if looks_like not in (None, format):
         raise CheckpointError(
-            f"{path}: its keys look like a {looks_like} checkpoint ({sorted(state)[0]!r}, ...), not {format}: "
-            f"pass --format {looks_like}"
+            f"{path}: its keys{f' (under {wrapper!r})' if wrapper else ''} look like a {looks_like} checkpoint "
+            f"({sorted(state)[0]!r}, ...), not {format}: pass --format {looks_like}"
         )
-    # Checkpoints saved from DistributedDataParallel carry a `module.` prefix on every key.
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module.") :]: v for k, v in state.items()}
+    if looks_like is None and any(k.startswith("slowfast.blocks.") for k in state):
+        raise CheckpointError(
+            f"{path}: already a thermal-hf model's weights (keys 'slowfast.blocks...'): load its folder with "
+            "from_pretrained, or give it to a recipe as model_name_or_path, instead of importing it"
+        )
     return dict(state)
 
 
+#: Where training scripts keep the state dict inside a checkpoint: pytorchvideo's zoo, MMAction2 / Lightning,
+#: and plain training loops.
+_WRAPPERS = ("model_state", "state_dict", "model", "module", "net")
+#: Prefixes that wrappers put before every key: DistributedDataParallel's `module.`, a Lightning module's
+#: attribute (`model.`), a pytorchvideo net kept as a `backbone.` (only before pytorchvideo's own `blocks.` keys:
+#: MMAction2's keys start with `backbone.` too).
+_PREFIXES = ("module.", "model.", "net.")
+
+
+def _is_state_dict(value) -> bool:
+    return isinstance(value, dict) and bool(value) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+
+
+def _not_a_state_dict(value) -> str:
+    if not isinstance(value, dict):
+        return f"must be a dict of tensors, found a {type(value).__name__}"
+    bad = [str(k) for k, v in value.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    return f"has entries that are not tensors under string keys: {bad[:_MAX_LISTED]}" if bad else "is empty"
+
+
+def _unwrap(checkpoint: dict) -> tuple[dict | None, str | None]:
+    """``(state dict, the entry it was under or None)``: a bare state dict, or one under a known wrapper key
+    (nested at most twice, e.g. ``{"state_dict": {"model": ...}}``)."""
+    if _is_state_dict(checkpoint):
+        return checkpoint, None
+    for key in _WRAPPERS:
+        inner = checkpoint.get(key)
+        if _is_state_dict(inner):
+            return inner, key
+        if isinstance(inner, dict):
+            nested, below = _unwrap(inner)
+            if nested is not None:
+                return nested, f"{key}.{below}" if below else key
+    return None, None
+
+
+def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop the prefixes every key shares (``module.``, ``model.``, ``net.``; ``backbone.`` before ``blocks.``)."""
+    while True:
+        prefix = next((p for p in _PREFIXES if all(k.startswith(p) for k in state)), None)
+        if prefix is None and all(k.startswith("backbone.blocks.") for k in state):
+            prefix = "backbone."
+        if prefix is None:
+            return state
+        state = {k[len(prefix):]: v for k, v in state.items()}
+
+
 def _format_of_keys(state: dict[str, torch.Tensor]) -> str | None:
-    """Which zoo's key layout `state` has: pytorchvideo's `blocks.N.` or MMAction2's `backbone.` / `cls_head.`."""
-    keys = [k.removeprefix("module.") for k in state]
+    """Which zoo's key layout `state` has: pytorchvideo's `blocks.N.` or MMAction2's `backbone.slow_path.` /
+    `backbone.fast_path.` (with `cls_head.`, `data_preprocessor.`)."""
+    keys = list(state)
     if keys and all(k.startswith("blocks.") for k in keys):
         return "pytorchvideo"
-    if keys and all(k.startswith(("backbone.", "cls_head.")) for k in keys):
+    if (keys and all(k.startswith(("backbone.", "cls_head.", "data_preprocessor.")) for k in keys)
+            and any(k.startswith(("backbone.slow_path.", "backbone.fast_path.")) for k in keys)):
         return "mmaction2"
     return None
 
@@ -247,6 +298,7 @@ def infer_architecture(state: dict[str, torch.Tensor]) -> dict:
     head = state.get("blocks.6.proj.weight")
     return {
         "model_depth": depth,
+        "stem_width": int(stem_slow.shape[0]),
         "stem_channels": int(stem_slow.shape[1]),
         "slowfast_channel_ratio": int(stem_slow.shape[0]) // int(stem_fast.shape[0]),
         "slowfast_fusion_channel_ratio": int(fusion.shape[0]) // int(fusion.shape[1]),
@@ -293,6 +345,14 @@ def load_backbone_state(
         )
     if missing or unexpected or mismatched:
         raise CheckpointError(_mismatch_message(origin, missing, unexpected, mismatched))
+    loaded = {**src_backbone, **(src_head if keep_head else {})}
+    for key, value in sorted(loaded.items()):
+        if target[key].is_floating_point() and not value.is_floating_point():
+            raise CheckpointError(f"{origin}: {key} holds {value.dtype} values where the model has "
+                                  f"{target[key].dtype} weights: not a trained network's tensor")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(f"{origin}: {key} holds values that are not finite (NaN or infinity): the "
+                                  "checkpoint is damaged or its training diverged")
 
     new_state = dict(target)
     filled_counters = 0
@@ -358,11 +418,12 @@ def import_checkpoint(
     format: str,
     num_labels: int,
     labels: Sequence[str] | None = None,
-    model_depth: int | None = 50,
+    model_depth: int | None = None,
     keep_head: bool = False,
     pixel_mean: float | None = PRETRAINED_MEAN,
     pixel_std: float | None = PRETRAINED_STD,
     seed: int = 0,
+    overwrite: bool = False,
     **config_overrides,
 ) -> Path:
     """Convert a Kinetics SlowFast checkpoint into a saved thermal-hf model + processor in `output_dir`.
@@ -370,26 +431,32 @@ def import_checkpoint(
     Args:
         path: the ``.pyth`` (pytorchvideo) or ``.pth`` (MMAction2) file.
         output_dir: folder for ``config.json``, ``model.safetensors``, ``video_preprocessor_config.json`` and
-            ``conversion.json`` (source file, its SHA-256, what was loaded).
+            ``conversion.json`` (source file, its SHA-256, what was loaded). A new or empty folder, or with
+            `overwrite` one holding a saved model.
         format: ``"pytorchvideo"`` or ``"mmaction2"``.
         num_labels: classes of the new head.
         labels: class names in id order (default: the users' 14 categories when `num_labels` is 14, else
             ``LABEL_i``).
-        model_depth: expected backbone depth (50 or 101); ``None`` takes it from the checkpoint. A checkpoint
-            of another depth is refused.
+        model_depth: expected backbone depth (18, 50 or 101); ``None`` (default) takes it from the checkpoint.
+            A checkpoint of another depth is refused.
         keep_head: keep the Kinetics classifier instead of a fresh head (`num_labels` must then equal the
             checkpoint's classes, e.g. 400); for checking a conversion, not for fine-tuning.
         pixel_mean, pixel_std: the processor's normalisation after temperatures are scaled to 0..1 (the
             Kinetics models were trained on ~N(0.45, 0.225) pixels); ``None`` leaves the 0..1 range.
         seed: seed of the fresh head's initialisation.
+        overwrite: replace the model an existing `output_dir` holds (the whole folder is replaced once the new
+            model is written; until then it stays as it was).
         **config_overrides: other `ThermalSlowFastConfig` fields (``num_frames``, ``image_size``,
-            ``dropout``, ...). Fields that define the backbone are read from the checkpoint.
+            ``dropout``, ...). The fields that define the backbone (depth, widths, fusion) are read from the
+            checkpoint; an override that contradicts it is refused.
 
     Returns:
         `output_dir` as a `Path`.
 
     Raises:
-        CheckpointError: unreadable file, wrong format, or the tensors do not fit the architecture.
+        CheckpointError: unreadable file, wrong format, tensors that do not fit the architecture or are not
+            finite, or an output folder that would lose something.
+        ValueError: an unknown config field or a bad value.
     """
     from thermal_hf.models.thermal_slowfast import (
         ThermalSlowFastConfig,
@@ -398,10 +465,19 @@ def import_checkpoint(
     )
 
     path, output_dir = Path(path), Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise CheckpointError(f"{output_dir}: the output folder is an existing file; give a folder")
+    _check_output_dir(path, output_dir, overwrite)
     names = _label_names(num_labels, labels)
     num_labels = int(num_labels)
+    fields = _config_class_fields(ThermalSlowFastConfig)
+    unknown = sorted(set(config_overrides) - fields)
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, sorted(fields), n=2) for k in unknown}
+        raise ValueError("unknown ThermalSlowFastConfig fields: " + "; ".join(
+            f"{k!r}" + (f" (did you mean {', '.join(v)}?)" if v else "") for k, v in hints.items()))
+    # Checked before anything is written: a bad normalisation must not leave a model without its processor.
+    processor_kwargs = {"num_frames": config_overrides.get("num_frames", ThermalSlowFastConfig().num_frames),
+                        "mean": pixel_mean, "std": pixel_std}
+    ThermalVideoProcessor(**processor_kwargs)
     raw = load_source_state_dict(path, format)
     if format == "mmaction2":
         source, unexpected = mmaction2_to_pytorchvideo(raw)
@@ -409,7 +485,10 @@ def import_checkpoint(
             raise CheckpointError(_mismatch_message(f"{path} (mmaction2)", [], unexpected, []))
     else:
         source = raw
-    arch = infer_architecture(source)
+    try:
+        arch = infer_architecture(source)
+    except CheckpointError as err:
+        raise CheckpointError(f"{path} ({format}): {err}") from None
     if model_depth is not None and model_depth != arch["model_depth"]:
         raise CheckpointError(
             f"{path}: the checkpoint is a SlowFast R{arch['model_depth']}, not R{model_depth} "
@@ -417,7 +496,6 @@ def import_checkpoint(
         )
 
     config_kwargs = {k: v for k, v in arch.items() if k != "source_num_classes"}
-    fields = _config_class_fields(ThermalSlowFastConfig)
     if "slowfast_fusion_norm_act" not in fields:
         if not config_kwargs["slowfast_fusion_norm_act"]:
             raise CheckpointError(
@@ -426,6 +504,11 @@ def import_checkpoint(
                 "a conv+BN+ReLU fusion would silently change the network"
             )
         del config_kwargs["slowfast_fusion_norm_act"]
+    contradicted = {k: v for k, v in config_overrides.items() if k in config_kwargs and v != config_kwargs[k]}
+    if contradicted:
+        raise CheckpointError(f"{path}: " + ", ".join(f"{k} is {config_kwargs[k]} in the checkpoint, not {v}"
+                                                        for k, v in contradicted.items())
+                              + ": the backbone's shape comes from the checkpoint; drop these overrides")
     config_kwargs.update(config_overrides)
     config = ThermalSlowFastConfig(
         num_labels=num_labels,
@@ -444,10 +527,6 @@ def import_checkpoint(
         config.base_checkpoint = record
     except Exception:  # a strict config that refuses extra attributes: conversion.json still has it
         pass
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
-    processor = ThermalVideoProcessor(num_frames=config.num_frames, mean=pixel_mean, std=pixel_std)
-    processor.save_pretrained(output_dir)
     conversion = {
         "source": {"path": str(path.resolve()), **record},
         "architecture": arch,
@@ -456,8 +535,53 @@ def import_checkpoint(
         "labels": names,
         "processor": {"mean": pixel_mean, "std": pixel_std},
     }
-    (output_dir / "conversion.json").write_text(json.dumps(conversion, indent=2) + "\n")
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the output folder first, then moved into place: a failure (a full disk) leaves an earlier
+    # model in `output_dir` as it was, never a new config beside old weights.
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.importing-", dir=output_dir.parent))
+    try:
+        model.save_pretrained(staging)
+        ThermalVideoProcessor(**{**processor_kwargs, "num_frames": config.num_frames}).save_pretrained(staging)
+        (staging / "conversion.json").write_text(json.dumps(conversion, indent=2) + "\n")
+        _move_into_place(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return output_dir
+
+
+def _check_output_dir(source: Path, output_dir: Path, overwrite: bool) -> None:
+    """Refuse an output folder whose contents the import would lose or mix with: files that are not a model,
+    an earlier model without `overwrite`, or the checkpoint being imported."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CheckpointError(f"{output_dir}: the output folder is an existing file; give a folder")
+    held = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
+    if not held:
+        return
+    shown = ", ".join(held[:6]) + (f" and {len(held) - 6} more" if len(held) > 6 else "")
+    if not overwrite:
+        raise CheckpointError(f"{output_dir} is not empty ({shown}): import into a new folder, or pass --overwrite "
+                              "(overwrite=True) to replace the model it holds")
+    if not (output_dir / "config.json").is_file():
+        raise CheckpointError(f"{output_dir} holds no saved model (no config.json; it holds {shown}): --overwrite "
+                              "replaces a model folder only; import into a new folder")
+    if source.is_file() and output_dir.resolve() in source.resolve().parents:
+        raise CheckpointError(f"{source} is inside {output_dir}, which --overwrite would replace: import into "
+                              "another folder")
+
+
+def _move_into_place(staging: Path, output_dir: Path) -> None:
+    if not output_dir.exists():
+        staging.rename(output_dir)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.replaced-", dir=output_dir.parent))
+    old.rmdir()
+    output_dir.rename(old)
+    try:
+        staging.rename(output_dir)
+    except OSError:
+        old.rename(output_dir)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---- CLI -------------------------------------------------------------------------------------------------
@@ -480,6 +604,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dropout", type=float, default=None, help="dropout before the new head")
     parser.add_argument("--keep_head", action="store_true",
                         help="keep the Kinetics classifier (num_labels must match it); for checks only")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the model OUTPUT_DIR holds (else a folder that is not empty is refused)")
     args = parser.parse_args(argv)
     if args.num_labels is None:
         if args.labels is None:
@@ -497,9 +623,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         out = import_checkpoint(
             args.checkpoint, args.output_dir, format=args.format, num_labels=args.num_labels, labels=args.labels,
-            model_depth=args.model_depth, keep_head=args.keep_head, **overrides,
+            model_depth=args.model_depth, keep_head=args.keep_head, overwrite=args.overwrite, **overrides,
         )
-    except (ValueError, OSError) as err:  # CheckpointError, bad arguments, an output folder that cannot be written
+    except (ValueError, OSError, SafetensorError) as err:  # CheckpointError, bad arguments, a full or read-only disk
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"saved {out} (model + video processor, conversion.json)")
