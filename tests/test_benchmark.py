@@ -226,6 +226,13 @@ def test_grouped_seeds_reuse_and_reproducibility(small_dataset, tmp_path, capsys
     assert again["runs"][0]["environment"] == environments[0]  # a reused run keeps where it trained
     assert again["aggregate"]["per_seed"][0] == first["aggregate"]["per_seed"][0]
 
+    # the same folder under another spelling (relative, from its parent) is the same run
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        moved = _bench(small_dataset, Path("grouped"), "grouped", "--seeds", "1")
+    assert moved["runs"][0]["reused"] is True, capsys.readouterr().out
+
     # --overwrite retrains: the same seed gives the same logits and metrics
     rerun = _bench(small_dataset, out, "grouped", "--seeds", "1", "--overwrite")
     assert rerun["runs"][0]["reused"] is False
@@ -374,6 +381,8 @@ def test_cli_errors_exit_2_naming_the_problem(small_dataset, tmp_path, capsys):
         ([str(TINY), "--protocol", "grouped", "--dataset", str(raw), "--eval_recordings", "SY09_R1",
           "--output", str(tmp_path / "o"), *_extras(cache)], "unknown recording(s) SY09_R1"),
         ([str(TINY), "--protocol", "grouped", "--seeds", "0"], "--seeds must be at least 1"),
+        ([str(TINY), "--protocol", "grouped", "--seed", "2"],  # not an abbreviation of --seeds
+         "unrecognized arguments: --seed 2; recipe keys go after `--`"),
         ([str(TINY), "--protocol", "grouped", "--num_train_epochs", "1"],
          "unrecognized arguments: --num_train_epochs 1; recipe keys go after `--`"),
         ([str(TINY), "--protocol", "grouped", "--dataset", str(raw), "--output", str(a_file), *_extras(cache)],
@@ -449,3 +458,29 @@ def test_saved_runs_script_reads_the_given_fold_as_the_benchmark_split_it(small_
     torch.manual_seed(1234)
     np.testing.assert_array_equal(
         script.retrained_classifier_scores(model, processor, data, augmentation, passes=1, balanced=True), first)
+
+
+def test_a_failed_rerun_gives_the_earlier_run_back_and_exits_1(tmp_path, monkeypatch, capsys):
+    from thermal_hf import train
+    from thermal_hf.benchmark import train_once
+    from thermal_hf.errors import TrainingDivergedError
+
+    run_dir = tmp_path / "fold" / "seed0"
+    run_dir.mkdir(parents=True)
+    (run_dir / "eval_predictions.json").write_text("earlier run")
+
+    def diverge(parsed):
+        (run_dir).mkdir()  # the new run had begun writing
+        (run_dir / "trainer_state.json").write_text("{}")
+        raise TrainingDivergedError("training diverged at step 2")
+
+    monkeypatch.setattr(train, "run", diverge)
+    with pytest.raises(TrainingDivergedError):
+        train_once(None, run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["eval_predictions.json"]
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["seed0"]  # nothing set aside is left
+
+    monkeypatch.setattr("thermal_hf.benchmark.benchmark", lambda *a, **k: (_ for _ in ()).throw(
+        TrainingDivergedError("training diverged at step 2")))
+    assert main([str(TINY), "--protocol", "grouped", "--output", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().err.startswith("error: training diverged at step 2")

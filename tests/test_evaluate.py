@@ -214,6 +214,14 @@ def test_held_out_recordings_of_the_recipe_are_what_validation_means(tiny_model_
     assert result["num_samples"] == expected
     rows = (tmp_path / "eval" / "predictions.csv").read_text().splitlines()[1:]
     assert len(rows) == expected and all(held_out in row for row in rows)
+    # the baseline's prior is what the model trained on: the other recordings, every split pooled
+    import numpy as np
+
+    trained = [label for label, name in zip(pooled["label"], pooled["recording"]) if name != held_out]
+    names = pooled.features["label"].names
+    assert result["baseline"]["majority_class"] == names[int(np.argmax(np.bincount(trained)))]
+    assert result["dataset"]["held_out_recordings"] == [held_out]
+    assert f"the held-out recordings {held_out}" in (tmp_path / "eval" / "report.md").read_text()
 
     (model_dir / "recipe.yaml").write_text("eval_recordings: [NOT_A_RECORDING]\n")
     with pytest.raises(ValueError, match="NOT_A_RECORDING"):

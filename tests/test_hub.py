@@ -313,6 +313,20 @@ def test_an_imported_checkpoint_is_named_in_the_card(card_model_dir, tmp_path):
     assert "{'file'" not in card and "base_model" not in _front_matter(card)
 
 
+def test_metrics_of_another_model_are_refused_and_a_training_split_is_said(card_model_dir, tmp_path):
+    from thermal_hf.evaluate import _sha256
+    from thermal_hf.hub import ModelCardError, render_model_card
+
+    metrics = json.loads((card_model_dir / "metrics.json").read_text())
+    other = {**metrics, "model": {"path": "/elsewhere/model", "weights_sha256": "0" * 64}}
+    with pytest.raises(ModelCardError, match="computed on another model .*/elsewhere/model"):
+        render_model_card(card_model_dir, metrics=other)
+    own = {**metrics, "model": {"weights_sha256": _sha256(card_model_dir / "model.safetensors")}}
+    assert "Top-1 accuracy" in render_model_card(card_model_dir, metrics=own)
+    card = render_model_card(card_model_dir, metrics={**own, "split": "train", "dataset": {"split": "train"}})
+    assert "the data the model was trained on" in card and "has never seen" not in card
+
+
 def _pushed_files(monkeypatch, model_dir, **card_kwargs) -> dict:
     from thermal_hf import hub
 

@@ -82,7 +82,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import CheckpointError, RecipeError, ThermalDataError
+from .errors import CheckpointError, RecipeError, ThermalDataError, TrainingDivergedError
 
 PROTOCOLS = ("given", "grouped", "leave_one_recording_out")
 RUN_INFO_FILE = "benchmark_run.json"
@@ -119,6 +119,8 @@ class Fold:
     train_recordings: list[str] | None
     test_samples: int | None = None  # filled from the dataset by `describe_folds`
     train_samples: int | None = None
+    test_unit: str = "clips"  # what the counts count: "people" (person targets), "keyframes" (their votes)
+    train_unit: str = "clips"
 
 
 def natural_key(name: str) -> list:
@@ -153,8 +155,10 @@ def plan_folds(recordings, protocol: str, eval_recordings: list[str] | None = No
             held_out = sorted(last_of_group.values(), key=natural_key)
         train = [name for name in names if name not in held_out]
         if not train:
+            how = ("leave at least one recording out of --eval_recordings" if eval_recordings else
+                   "give --eval_recordings, or use a dataset with several recordings per group")
             raise RecipeError(f"protocol grouped holds out every recording ({', '.join(held_out)}); nothing is left "
-                              "to train on (give --eval_recordings, or use a dataset with several recordings per group)")
+                              f"to train on ({how})")
         return [Fold("+".join(held_out), held_out, train)]
     if len(names) < 2:
         raise RecipeError(f"protocol leave_one_recording_out needs at least 2 recordings; the dataset has {names}")
@@ -323,11 +327,12 @@ def render_markdown(results: dict) -> str:
     lines += [""] + ([f"No test clips of: {', '.join(absent)}.", ""] if absent else [])
     if results["protocol"] == "leave_one_recording_out":
         lines.append(f"Folds: each of {', '.join(f['name'] for f in folds)} held out in turn "
-                     f"({sum(f['test_samples'] for f in folds)} test clips in all).")
+                     f"({sum(f['test_samples'] for f in folds)} test {folds[0].get('test_unit', 'clips')} in all).")
     else:
         fold = folds[0]
-        lines.append(f"Test recordings: {', '.join(fold['test_recordings'])} ({fold['test_samples']} clips); "
-                     f"trained on {', '.join(fold['train_recordings'])} ({fold['train_samples']} clips).")
+        lines.append(f"Test recordings: {', '.join(fold['test_recordings'])} ({fold['test_samples']} "
+                     f"{fold.get('test_unit', 'clips')}); trained on {', '.join(fold['train_recordings'])} "
+                     f"({fold['train_samples']} {fold.get('train_unit', 'clips')}).")
         shared = sorted(set(fold["test_recordings"]) & set(fold["train_recordings"]), key=natural_key)
         if shared:  # protocol given: the users' split is by keyframe
             lines.append(f"{', '.join(shared)} are on both sides: this is not a test on unseen recordings.")
@@ -393,6 +398,15 @@ def _recipe_text(parsed) -> dict:
         return yaml.safe_load(dump_recipe(parsed, Path(tmp) / "recipe.yaml").read_text())
 
 
+#: Recipe keys that say where a run's files are, not what it is: the same run under another spelling of its folder
+#: (relative or absolute, a moved benchmark folder) is still the same run. The data's identity is checked apart.
+_LOCATION_KEYS = ("output_dir", "logging_dir", "dataset", "cache_dir")
+
+
+def _comparable(recipe) -> dict:
+    return {k: v for k, v in recipe.items() if k not in _LOCATION_KEYS} if isinstance(recipe, dict) else recipe
+
+
 def data_fingerprint(dataset_path: Path) -> dict:
     """Which data a run trained and was scored on: the converted folder and its conversion record. A raw folder's
     conversion lives under a cache key of its files (contents included), so edited or regenerated data gives
@@ -416,7 +430,7 @@ def reuse_verdict(run_dir: Path, parsed, data: dict) -> str | None:
         return ""
     import yaml
 
-    if yaml.safe_load(saved.read_text()) != _recipe_text(parsed):
+    if _comparable(yaml.safe_load(saved.read_text())) != _comparable(_recipe_text(parsed)):
         return "its recipe differs"
     info_path = run_dir / RUN_INFO_FILE
     recorded = (json.loads(info_path.read_text()) if info_path.is_file() else {}).get("data")
@@ -459,10 +473,24 @@ def train_once(parsed, run_dir: Path, data: dict | None = None) -> float:
     seconds."""
     from . import train
 
+    # Nothing stale (predictions of an older run) may mix into the new one; the older run is set aside, not removed,
+    # until the new one has finished: a failed or interrupted run gives it back.
+    previous = run_dir.with_name(f".{run_dir.name}.previous")
+    if previous.exists():  # left by a process that was killed mid-run: the folder it set aside is the older run
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        previous.rename(run_dir)
     if run_dir.exists():
-        shutil.rmtree(run_dir)  # nothing stale (predictions of an older run) may survive a rerun
+        run_dir.rename(previous)
     start = time.perf_counter()
-    train.run(parsed)
+    try:
+        train.run(parsed)
+    except BaseException:
+        if previous.exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+            previous.rename(run_dir)
+        raise
+    shutil.rmtree(previous, ignore_errors=True)
     seconds = time.perf_counter() - start
     info = {"seconds": seconds, "seed": parsed.training_args.seed, "environment": run_environment(), "data": data}
     (run_dir / RUN_INFO_FILE).write_text(json.dumps(info) + "\n")
@@ -534,6 +562,9 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
         eval_split_recordings = {name: keyframe_recordings(dataset[name]["recording"], dataset[name]["image_id"])
                                  for name in dataset}
     describe_folds(folds, split_recordings, data_args.train_split, data_args.eval_split, eval_split_recordings)
+    for fold in folds:
+        fold.train_unit = "people" if data_args.target == "person" else "clips"
+        fold.test_unit = "keyframes" if data_args.votes_keyframes else fold.train_unit
 
     seeds = [base_seed + i for i in range(num_seeds)]
     predictions = [[None] * len(folds) for _ in seeds]
@@ -550,8 +581,8 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
             if not reused:
                 if why_not:
                     print(f"{tag}: the run in {run_dir} is trained again: {why_not}", flush=True)
-                print(f"{tag}: training on {fold.train_samples} clips, testing on {fold.test_samples} "
-                      f"(seed {seed}) -> {run_dir}", flush=True)
+                print(f"{tag}: training on {fold.train_samples} {fold.train_unit}, testing on {fold.test_samples} "
+                      f"{fold.test_unit} (seed {seed}) -> {run_dir}", flush=True)
                 train_once(parsed, run_dir, fingerprint)
             info_path = run_dir / RUN_INFO_FILE
             info = json.loads(info_path.read_text()) if info_path.is_file() else {}
@@ -599,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise RecipeError(message)
 
     parser = _Parser(
+        allow_abbrev=False,  # `--seed 2` must not be taken for `--seeds 2`
         prog="thermal-hf benchmark",
         description="Train and evaluate a recipe under a recording-level protocol, over seeds; report mean and std "
         "of mean class accuracy, top-1, top-3 and macro F1 (fine and coarse) beside the majority baseline.",
@@ -652,6 +684,13 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, ThermalDataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except TrainingDivergedError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: the runs that finished are kept; the same command reuses them and trains the rest",
+              file=sys.stderr)
+        return 130
     finally:
         from .train import _destroy_process_group
 

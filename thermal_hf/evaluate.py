@@ -165,6 +165,8 @@ def evaluate(
 
     if device not in ("auto", "cpu", "cuda"):
         raise ValueError(f"device must be auto, cpu or cuda (accelerate places each process), got {device!r}")
+    if Path(output_dir).exists() and not Path(output_dir).is_dir():
+        raise ThermalDataError(f"--output_dir {output_dir}: an existing file; give a folder for the evaluation's files")
     resolve_device(device)  # --device cuda on a machine without a GPU is an error, not a quiet CPU run
     # `auto` without a GPU is the CPU too: Accelerator(cpu=False) there would not join launched processes into one
     # job, and each would evaluate everything on its own.
@@ -182,8 +184,9 @@ def evaluate(
     dsd = load_converted(dataset_path)
     if split not in dsd:
         raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")
-    data = dsd[split]
+    data, train_data = dsd[split], dsd.get("train")
     held_out = training_eval_recordings(model_dir)
+    described = f"split `{split}`"
     if held_out and split in ("train", "validation"):
         # The model was trained with whole recordings held out (`eval_recordings`): split the same way, so
         # "validation" is those recordings and never windows of recordings it trained on.
@@ -193,8 +196,10 @@ def evaluate(
             parts = dict(zip(("train", "validation"), split_by_recordings(dsd, held_out, dataset_path)))
         except ValueError as err:
             raise ThermalDataError(f"{model_dir}: its recipe's eval_recordings do not fit {dataset_path}: {err}") from err
-        data = parts[split]
-        logger.info(f"{split}: the model's held-out recordings {held_out} -> {len(data)} clips")
+        data, train_data = parts[split], parts["train"]  # the baseline's prior: the recordings it trained on
+        described = ("the held-out recordings " if split == "validation" else "the training recordings (all but ") \
+            + ", ".join(held_out) + ("" if split == "validation" else ")")
+        logger.info(f"{split}: {described} -> {len(data)} clips")
     if len(data) == 0:
         raise ThermalDataError(f"{dataset_path}: split '{split}' is empty")
     to_model = _label_mapping(list(data.features["label"].names), label_names, f"{dataset_path} [{split}]")
@@ -245,9 +250,9 @@ def evaluate(
     else:
         metrics = compute_classification_metrics(probs, labels, num_labels, label_names)
 
-    if "train" in dsd and len(dsd["train"]):
+    if train_data is not None and len(train_data):
         source = "train"
-        train_labels = to_model[np.asarray(dsd["train"].with_format("numpy", columns=["label"])["label"], np.int64)]
+        train_labels = to_model[np.asarray(train_data.with_format("numpy", columns=["label"])["label"], np.int64)]
     else:
         source, train_labels = split, labels
     baseline = majority_baseline(train_labels, num_labels, labels, label_names, source)
@@ -276,6 +281,8 @@ def evaluate(
             "path": str(Path(dataset_path).resolve()),
             "given_path": str(dataset_dir),
             "split": split,
+            "description": described,
+            "held_out_recordings": list(held_out or []),
             "num_rows": len(data),
             "fingerprint": getattr(data, "_fingerprint", None),
             "source": conversion.get("source"),
@@ -296,7 +303,7 @@ def evaluate(
     (out / "report.md").write_text(render_report(result))
     unit = "keyframes, voted" if per_person is not None else "samples"
     plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), label_names, out / "confusion_matrix.png",
-                          title=f"{Path(str(model_dir)).name} on {split} ({len(labels)} {unit})")
+                          title=f"{Path(str(model_dir)).name} on {described.removeprefix('split ')} ({len(labels)} {unit})")
     return result
 
 
@@ -348,12 +355,13 @@ def render_report(result: dict[str, Any]) -> str:
     base = result["baseline"]
     names = result["label_names"]
     matrix = np.asarray(result["confusion_matrix"])
+    described = result["dataset"].get("description") or f"split `{result['split']}`"
     lines = [
-        f"# Evaluation of `{Path(result['model']['path']).name}` on `{result['split']}`",
+        f"# Evaluation of `{Path(result['model']['path']).name}` on {described.removeprefix('split ')}",
         "",
         f"- model: `{result['model']['path']}` ({result['model']['model_type']}, depth "
         f"{result['model']['model_depth']}, {result['model']['num_frames']} frames)",
-        f"- dataset: `{result['dataset']['path']}`, split `{result['split']}`, {result['num_samples']} samples",
+        f"- dataset: `{result['dataset']['path']}`, {described}, {result['num_samples']} samples",
         f"- baseline: always `{base['majority_class']}`, the majority class of the `{base['source_split']}` split",
     ]
     if result.get("per_person"):
@@ -466,7 +474,7 @@ def training_eval_recordings(model_dir) -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thermal-hf evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="thermal-hf evaluate", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
     p.add_argument("--dataset", required=True, help="converted dataset folder (or a raw dataset folder)")
     p.add_argument("--split", default="validation", help="split to evaluate (default: validation)")

@@ -117,6 +117,22 @@ def _normalise_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _check_metrics_describe(model_dir: Path, metrics: dict | None) -> None:
+    """`thermal-hf evaluate`'s metrics record the weights they were computed with: refuse those of another model."""
+    recorded = ((metrics or {}).get("model") or {}).get("weights_sha256")
+    weights = model_dir / "model.safetensors"
+    if not recorded or not weights.is_file():
+        return
+    from .evaluate import _sha256
+
+    if _sha256(weights) != recorded:
+        raise ModelCardError(
+            f"the metrics were computed on another model ({metrics['model'].get('path', '?')}, weights sha256 "
+            f"{recorded[:12]}...) than {weights} ({_sha256(weights)[:12]}...): evaluate this model "
+            f"(thermal-hf evaluate --model {model_dir} ...) and give its metrics.json"
+        )
+
+
 def _class_distribution(model_dir: Path, class_distribution: Any, dataset_dir: Path | None) -> dict[str, dict]:
     """Return {split: {class name: count}} from an argument, class_distribution.json or the dataset's report."""
     data = class_distribution
@@ -237,10 +253,15 @@ def _imbalance_note(dist: dict[str, dict], label_names: list[str]) -> str:
 
 
 def _split_protocol(metrics: dict | None, recipe: dict) -> str:
-    options = ((metrics or {}).get("dataset") or {}).get("conversion_options") or {}
+    dataset = (metrics or {}).get("dataset") or {}
+    options = dataset.get("conversion_options") or {}
     split_by = options.get("split_by") or recipe.get("split_by")
-    if recipe.get("eval_recordings"):
-        held_out = recipe["eval_recordings"]
+    evaluated = _split_of(metrics) if metrics else None
+    if evaluated == recipe.get("train_split", "train"):
+        return (f"Evaluated on the `{evaluated}` split, the data the model was trained on: the numbers measure how "
+                "well it fits its training data, not how it does on data it has not seen.")
+    if recipe.get("eval_recordings") or dataset.get("held_out_recordings"):
+        held_out = recipe.get("eval_recordings") or dataset["held_out_recordings"]
         held_out = ", ".join(f"`{r}`" for r in ([held_out] if isinstance(held_out, str) else held_out))
         return (f"Evaluated on whole recordings held out of training ({held_out}): the numbers estimate performance "
                 "on recordings the model has never seen.")
@@ -413,6 +434,7 @@ def render_model_card(
             logger.warning(f"no metrics.json in {model_dir}: the card reports training's evaluation ({report_path.name}), "
                            "without the majority-baseline comparison of `thermal-hf evaluate`")
     metrics = _normalise_metrics(metrics) if metrics is not None else None
+    _check_metrics_describe(model_dir, metrics)
     if metrics is not None and report is not None and "per_class" not in metrics:
         metrics.update({k: report[k] for k in ("per_class", "confusion_matrix", "label_names", "split", "num_samples")
                         if k in report and k not in metrics})
@@ -677,6 +699,7 @@ def push_dataset(
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="thermal-hf push",
         description="Push a model (weights, config, processor, rendered model card) and optionally its converted "
         "dataset to the Hugging Face Hub. The token comes from --token, HF_TOKEN or `hf auth login`; it is never "

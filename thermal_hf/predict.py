@@ -412,7 +412,7 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thermal-hf predict", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="thermal-hf predict", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("recordings", nargs="+", type=Path, help="HDF5 recording(s) (frames + timestamps)")
     p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
     p.add_argument("--output_dir", required=True, type=Path)

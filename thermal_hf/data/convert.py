@@ -591,6 +591,7 @@ def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = Non
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="thermal-hf convert",
         description="Convert thermal HDF5 recordings + COCO keyframe annotations into a datasets.DatasetDict "
                     "(train/validation) saved with save_to_disk. Frames are stored raw and bit-exact.",

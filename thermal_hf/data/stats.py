@@ -72,7 +72,7 @@ def format_stats(names: list[str], counts: dict[str, np.ndarray], weights: np.nd
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thermal-hf stats", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="thermal-hf stats", allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="converted dataset (or a raw dataset folder)")
     p.add_argument("--weighting", choices=WEIGHTINGS, default="inverse_frequency",
                    help="inverse_frequency: N/(K*n_c) over present classes (default); inverse_sqrt_frequency: "

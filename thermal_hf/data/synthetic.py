@@ -765,6 +765,7 @@ def _write_json(path: Path, payload: dict) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="thermal-hf synth",
         description="Write a synthetic thermal action dataset (HDF5 recordings + COCO keyframes) in the same "
         "format as the real data.",

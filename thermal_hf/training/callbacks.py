@@ -140,8 +140,9 @@ class StopOnNonFinite(TrainerCallback):
         hint = (" bf16 on the CPU is a known cause (oneDNN's bfloat16 3D-convolution gradients): train in fp32 "
                 "(mixed_precision: no)." if args.mixed_precision == "bf16" and args.device.type == "cpu" else
                 " Try a lower learning_rate or max_grad_norm, or fp32 (mixed_precision: no).")
-        raise TrainingDivergedError(f"training diverged {what}. The model is not saved; the checkpoints saved before "
-                                    f"(in {args.output_dir}) are kept.{hint}")
+        kept = (f"the checkpoints saved before (in {args.output_dir}) are kept" if args.save_strategy != "no"
+                else "no checkpoint was saved (save_strategy: no)")
+        raise TrainingDivergedError(f"training diverged {what}. The model is not saved; {kept}.{hint}")
 
 
 def non_finite_parameter(model) -> str | None:

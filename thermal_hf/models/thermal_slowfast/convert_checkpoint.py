@@ -587,6 +587,7 @@ def _move_into_place(staging: Path, output_dir: Path) -> None:
 # ---- CLI -------------------------------------------------------------------------------------------------
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="thermal-hf import-checkpoint",
         description="Convert a Kinetics SlowFast checkpoint (pytorchvideo zoo .pyth or MMAction2 .pth) into a "
         "saved thermal-hf model with a fresh classification head.",

@@ -291,6 +291,7 @@ def download_weights(
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog="thermal-hf download-weights",
         description="Fetch a Kinetics SlowFast checkpoint (resumable, cached; SHA-256 verified where a digest is "
         "published, else recorded on first download and checked afterwards) and optionally import it as a thermal-hf "
