@@ -38,7 +38,18 @@ def test_failures_give_a_verdict_and_exit_1(tmp_path, capsys):
 def test_bad_recipe_key(tmp_path, capsys):
     status = main([str(TINY), "--lerning_rate", "0.1"])
     out = capsys.readouterr().out
-    assert status == 1 and "[FAIL] recipe" in out and "Did you mean: learning_rate" in out
+    assert status == 2 and "[FAIL] recipe" in out and "Did you mean: learning_rate" in out  # as train exits
+
+
+def test_what_training_would_refuse_or_crash_on_is_not_ready(converted_dataset, tmp_path, capsys):
+    common = [str(TINY), "--dataset", str(converted_dataset), "--output_dir", str(tmp_path / "out")]
+    for key, value in (("gradient_accumulation_steps", "0"), ("class_weight_beta", "2"),
+                       ("per_device_train_batch_size", "0"), ("report_to", "not_an_integration")):
+        assert main([*common, f"--{key}", value]) == 2, key
+        assert "[FAIL] recipe" in capsys.readouterr().out
+    # the loss training computes (class weights, focal) is what the doctor checks
+    assert main([*common, "--class_weighting", "inverse_frequency", "--loss", "focal", "--mixup_alpha", "0.4"]) == 0
+    assert "[ OK ] forward/backward: loss" in capsys.readouterr().out
 
 
 def test_a_missing_folder_training_would_generate_is_not_generated_by_the_check(tmp_path, capsys):

@@ -167,8 +167,21 @@ def test_several_recordings_with_annotations(tiny_model_dir, recording, tmp_path
     assert len(_rows(out / "SY42_R1" / "timeline.csv")) == len(window_starts(N, T, 16))
     (only,) = _rows(out / "SY43_R1" / "timeline.csv")
     assert (only["start_frame"], only["end_frame"]) == ("0", "9")
+    # 10 frames edge-padded to the model's 16 (3 before): its middle slot holds frame 5
+    assert only["centre_frame"] == "5" and only["centre_time_ms"] == str(stamps[5])
     for name in ("SY42_R1", "SY43_R1"):
         assert _png_size(out / name / "timeline.png") == (1200, 600)
+
+
+def test_files_of_one_name_get_a_folder_each(tiny_model_dir, recording, tmp_path, capsys):
+    (tmp_path / "a").mkdir()
+    paths = [recording, tmp_path / "a" / recording.name, tmp_path / f"{recording.stem}_2.h5", recording]
+    for path in paths[1:3]:
+        shutil.copy(recording, path)
+    out = tmp_path / "out"
+    assert main(["--model", str(tiny_model_dir), *map(str, paths), "--output_dir", str(out), "--stride", "64"]) == 0
+    folders = sorted(p.name for p in out.iterdir())
+    assert len(folders) == 4 and all((out / f / "timeline.csv").is_file() for f in folders), folders
 
 
 def test_bad_input_is_a_clear_error(tiny_model_dir, tmp_path, capsys):

@@ -133,6 +133,11 @@ class ModelArguments:
         if self.test_time_views is not None and self.test_time_views not in TEST_TIME_VIEWS:
             raise RecipeError(f"recipe key 'test_time_views': expected one of {', '.join(map(str, TEST_TIME_VIEWS))}; "
                               f"got {self.test_time_views}")
+        if self.temperature_range is not None and not self.temperature_range[0] < self.temperature_range[1]:
+            raise RecipeError(f"recipe key 'temperature_range': expected LOW HIGH with LOW < HIGH (C); got "
+                              f"{list(self.temperature_range)}")
+        if self.normalize_std is not None and self.normalize_std <= 0:
+            raise RecipeError(f"recipe key 'normalize_std': expected > 0 or null; got {self.normalize_std}")
         if self.person_crop_size is not None and self.person_crop_size < 1:
             raise RecipeError(f"recipe key 'person_crop_size': expected a positive number of pixels or null; got "
                               f"{self.person_crop_size}")
@@ -426,6 +431,19 @@ class ThermalTrainingArguments(TrainingArguments):
         if self.mixed_precision is not None:
             _check_choice("mixed_precision", self.mixed_precision, MIXED_PRECISIONS)
             precision = self._resolve_mixed_precision()
+        # Ranges TrainingArguments leaves to fail deep inside training (a division by zero, torch's own message).
+        for key, ok, expected in (
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
+            ("per_device_train_batch_size", self.per_device_train_batch_size >= 1, ">= 1"),
+            ("per_device_eval_batch_size", self.per_device_eval_batch_size >= 1, ">= 1"),
+            ("class_weight_beta", 0 <= self.class_weight_beta < 1, "in [0, 1)"),
+            ("focal_gamma", self.focal_gamma >= 0, ">= 0"),
+            ("label_smoothing_factor", 0 <= self.label_smoothing_factor < 1, "in [0, 1)"),
+            ("learning_rate", self.learning_rate >= 0, ">= 0"),
+        ):
+            if not ok:
+                raise RecipeError(f"recipe key {key!r}: expected {expected}; got {getattr(self, key)}")
+        self._check_integrations()
         if self.logit_adjustment_tau < 0:
             raise RecipeError(f"recipe key 'logit_adjustment_tau': expected >= 0; got {self.logit_adjustment_tau}")
         if self.coarse_loss_weight < 0:
@@ -483,6 +501,18 @@ class ThermalTrainingArguments(TrainingArguments):
                 "callbacks: weight_averaging makes the final model the mean of the last epochs, and "
                 "load_best_model_at_end makes it the best checkpoint: set load_best_model_at_end to false"
             )
+
+    def _check_integrations(self) -> None:
+        """A `report_to` whose package is not installed, named before any data is converted (Trainer would fail
+        when it builds its callbacks, after the data and the model)."""
+        from transformers.integrations import get_available_reporting_integrations
+
+        names = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to or [])
+        missing = [n for n in names if n not in ("none", "all") and n not in get_available_reporting_integrations()]
+        if missing:
+            raise RecipeError(f"recipe key 'report_to': {', '.join(missing)} is not installed here (available: "
+                              f"{', '.join(get_available_reporting_integrations()) or 'none'}); install it or report "
+                              "to something else")
 
     def _check_precision_on_cpu(self) -> None:
         if not (self.use_cpu or not _has_accelerator()):

@@ -12,7 +12,8 @@ Checks, in the order training meets them:
    training dataset and pushed forward and backward once on the device, in the recipe's precision;
 6. output folder: writable (and whether a run there would resume or start over).
 
-Exit status: 0 when nothing would fail (warnings allowed), 1 when a check failed, 2 for a bad command line.
+Exit status: 0 when nothing would fail (warnings allowed), 1 when a check failed, 2 when the recipe or command line
+is refused (as `train` would refuse it).
 """
 
 from __future__ import annotations
@@ -214,6 +215,16 @@ def check_model(checklist: Checklist, model_args, data_args, training_args, data
         return
     checklist.add(OK, "batch", f"pixel_values {tuple(batch['pixel_values'].shape)} loaded in {load_s:.2f} s")
 
+    try:  # the trainer training builds: its loss (class weights, focal, mixup, ...), sampler and callbacks
+        from .training.trainer import ThermalTrainer
+
+        trainer = ThermalTrainer(model=model, args=training_args, train_dataset=train, data_collator=collate_clips,
+                                 sampling=data_args.sampling, mixup_alpha=data_args.mixup_alpha,
+                                 cutmix_alpha=data_args.cutmix_alpha)
+        trainer.get_train_dataloader()
+    except Exception as err:  # noqa: BLE001
+        checklist.add(FAIL, "trainer", _short(err))
+        return
     device = training_args.device
     dtype = torch.bfloat16 if training_args.bf16 else torch.float16 if training_args.fp16 else None
     try:
@@ -222,9 +233,9 @@ def check_model(checklist: Checklist, model_args, data_args, training_args, data
             torch.cuda.reset_peak_memory_stats(device)
         started = time.perf_counter()
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(pixel_values=batch["pixel_values"].to(device)).logits
-        loss = torch.nn.functional.cross_entropy(logits.float(), batch["labels"].to(device))
-        loss.backward()
+            loss = trainer.compute_loss(model, {k: v.to(device) for k, v in batch.items()
+                                                if k in ("pixel_values", "labels")})
+        loss.float().backward()
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         step_s = time.perf_counter() - started
@@ -302,7 +313,7 @@ def run_checks(argv: list[str]) -> Checklist:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Print the checklist and the verdict; 0 ready, 1 a check failed, 2 bad command line."""
+    """Print the checklist and the verdict; 0 ready, 1 a check failed, 2 the recipe or command line is refused."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -321,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print()
     print(checklist.verdict())
+    if any(name == "recipe" for _, name, _ in checklist.failures):
+        return 2  # what `train` exits with for the same recipe
     return 1 if checklist.failures else 0
 
 

@@ -51,6 +51,7 @@ import numpy as np
 
 from thermal_hf.errors import ThermalDataError
 from thermal_hf.models.thermal_slowfast.video_processing_thermal_slowfast import (
+    ThermalVideoProcessor,
     open_recording,
     recording_frames,
 )
@@ -269,14 +270,17 @@ def predict_recording(
             probs = postprocess_probabilities(logits.float().cpu().numpy())
             for idx, clip, ts, p in zip(batch.indices, batch.clips, batch.timestamps, probs):
                 n = len(clip)
+                # The model's middle frame: of a window shorter than the model's (a short recording), the frame the
+                # processor's edge padding puts there.
+                middle = int(ThermalVideoProcessor.length_indices(n, num_frames)[num_frames // 2]) if n else 0
                 row: dict[str, Any] = {
                     "window": len(rows),
                     "start_frame": int(idx[0]),
                     "end_frame": int(idx[-1]),
-                    "centre_frame": int(idx[min(num_frames // 2, n - 1)]),
+                    "centre_frame": int(idx[middle]),
                 }
                 if len(ts):
-                    centre = ts[min(num_frames // 2, n - 1)]
+                    centre = ts[middle]
                     gaps = np.diff(ts) if n > 1 else np.zeros(1, np.int64)
                     row.update(
                         start_time_ms=int(ts[0]), end_time_ms=int(ts[-1]), centre_time_ms=int(centre),
@@ -310,8 +314,8 @@ def load_keyframes(annotation_file: Path, recording: Path) -> list[dict[str, Any
     """COCO keyframes of one recording: [{frame_idx, timestamp, labels}] (an image's sensor_id names its file)."""
     try:
         coco = json.loads(Path(annotation_file).read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise ThermalDataError(f"{annotation_file}: cannot read COCO annotations ({err})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ThermalDataError(f"{annotation_file}: cannot read COCO annotations, a UTF-8 JSON file ({err})") from None
     if not isinstance(coco, dict) or not isinstance(coco.get("images"), list):
         raise ThermalDataError(f"{annotation_file}: expected a COCO dict with 'images' and 'annotations' lists")
     cats = {c.get("id"): c.get("name") for c in coco.get("categories") or [] if isinstance(c, dict)}
@@ -381,12 +385,20 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
     if test_time_views is not None:
         model.set_test_time_views(test_time_views)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if getattr(processor, "frame_rate", None):  # before anything is written: every file needs its timestamps
+        for path in recordings:
+            with open_recording(Path(path)) as handle:
+                if "timestamps" not in handle:
+                    raise ThermalDataError(f"{path}: no 'timestamps' dataset; the model reads windows of "
+                                           f"{processor.frame_rate:g} frames/s, which need each frame's time")
     output_dir.mkdir(parents=True, exist_ok=True)
     outs = []
     used: set[str] = set()
     for path in recordings:
         path = Path(path)
-        name = path.stem if path.stem not in used else f"{path.stem}_{len(used)}"
+        name, n = path.stem, 2
+        while name in used:  # two files of one name (other folders, or the same file twice): one folder each
+            name, n = f"{path.stem}_{n}", n + 1
         used.add(name)
         out = output_dir if len(recordings) == 1 else output_dir / name
         out.mkdir(parents=True, exist_ok=True)
@@ -399,6 +411,9 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
             total = int(handle["frames"].shape[0])
         if annotations is not None:
             keyframes = load_keyframes(annotations, path)
+            if not keyframes:
+                print(f"warning: {annotations}: no keyframe of {path.stem} (no image whose sensor_id is "
+                      f"{path.stem!r}); nothing drawn", file=sys.stderr)
             outside = [kf["frame_idx"] for kf in keyframes if not 0 <= kf["frame_idx"] < total]
             if outside:  # the annotations of another recording of the same name, or of a longer copy
                 print(f"warning: {annotations}: {len(outside)} keyframe(s) of {path.stem} outside its {total} frames "
@@ -434,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
+        if args.stride < 1:
+            raise ValueError(f"--stride must be >= 1, got {args.stride}")
         resolve_device(args.device)  # a device this machine lacks fails here, before the model is loaded
         if args.annotations is not None:  # an unreadable file fails here, not after the first recording's work
             load_keyframes(args.annotations, args.recordings[0])

@@ -140,7 +140,7 @@ class StopOnNonFinite(TrainerCallback):
         hint = (" bf16 on the CPU is a known cause (oneDNN's bfloat16 3D-convolution gradients): train in fp32 "
                 "(mixed_precision: no)." if args.mixed_precision == "bf16" and args.device.type == "cpu" else
                 " Try a lower learning_rate or max_grad_norm, or fp32 (mixed_precision: no).")
-        kept = (f"the checkpoints saved before (in {args.output_dir}) are kept" if args.save_strategy != "no"
+        kept = (f"the checkpoints saved before (in {args.output_dir}) are kept" if getattr(args, "save_strategy", "no") != "no"
                 else "no checkpoint was saved (save_strategy: no)")
         raise TrainingDivergedError(f"training diverged {what}. The model is not saved; {kept}.{hint}")
 
