@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,3 +40,23 @@ def test_console_script_installed():
     exe = shutil.which("thermal-hf") or str(__import__("pathlib").Path(sys.executable).parent / "thermal-hf")
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "convert" in result.stdout
+
+
+def test_subcommands_take_no_abbreviation_and_suggest_the_option(capsys):
+    from thermal_hf.data.convert import main as convert_main
+    from thermal_hf.data.stats import main as stats_main
+
+    for run, argv, hint in ((stats_main, ["data", "--weigthing", "none"], "--weigthing: did you mean --weighting?"),
+                            (convert_main, ["raw", "out", "--num_frame", "16"], "--num_frame: did you mean --num_frames")):
+        with pytest.raises(SystemExit) as exit_:
+            run(argv)
+        assert exit_.value.code == 2 and hint in capsys.readouterr().err
+
+
+def test_an_optional_bool_key_alone_is_true():
+    from thermal_hf.parser import parse_recipe
+
+    tiny = Path(__file__).parent / "recipes" / "tiny.yaml"
+    assert parse_recipe([str(tiny), "--stem_pool"]).model_args.stem_pool is True
+    assert parse_recipe([str(tiny), "--stem_pool", "false"]).model_args.stem_pool is False
+    assert parse_recipe([str(tiny)]).model_args.stem_pool is None

@@ -272,6 +272,15 @@ def test_ensure_converted_cache(raw, tmp_path, monkeypatch, converted):
     assert ensure_converted(raw, num_frames=4) != first  # other options -> other entry
     explicit = ensure_converted(raw, cache_dir=tmp_path / "other", num_frames=2)
     assert explicit.parent == tmp_path / "other"
+    # a cache entry damaged since (a split's files gone) is converted again, a damaged folder of the user's named
+    import shutil
+
+    shutil.rmtree(first / "validation")
+    with pytest.raises(ThermalDataError, match=f"{first}: damaged converted dataset .*thermal-hf convert RAW_DIR"):
+        load_converted(first)
+    with pytest.warns(UserWarning, match="damaged converted dataset"):
+        assert ensure_converted(raw, num_frames=2) == first
+    assert set(load_converted(first)) == {"train", "validation"}
     # defaults spelled out hash the same as defaults left out
     assert conversion_cache_key(raw, num_frames=64) == conversion_cache_key(raw)
     # a converted folder is returned as is
@@ -311,6 +320,8 @@ def test_cli(raw, tmp_path, capsys):
     assert json.loads((tmp_path / "r.json").read_text())["num_samples"] == {"train": 6, "validation": 3}
     assert main([str(tmp_path / "nope"), str(tmp_path / "cli2")]) == 2
     assert "error:" in capsys.readouterr().err
+    assert main([str(raw), str(tmp_path / "cli3"), "--report_json", str(tmp_path / "no" / "r.json")]) == 2
+    assert "its folder does not exist" in capsys.readouterr().err and not (tmp_path / "cli3").exists()
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0

@@ -130,6 +130,10 @@ def test_recipe_copy_records_overrides(tmp_path):
     # the copy is itself a valid recipe giving the same values
     again = parse_recipe([str(path), "--output_dir", str(tmp_path / "o2")])
     assert again.model_args.image_size == (128, 192) and again.training_args.learning_rate == 0.02
+    # `mixed_precision: auto` is recorded as asked: the copy decides again on the machine that runs it
+    parsed = parse(tmp_path, "--mixed_precision", "auto")
+    assert parsed.training_args.mixed_precision in ("no", "bf16", "fp16")  # resolved for this machine
+    assert yaml.safe_load(dump_recipe(parsed, tmp_path / "auto.yaml").read_text())["mixed_precision"] == "auto"
 
 
 @pytest.mark.parametrize(

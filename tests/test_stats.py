@@ -83,6 +83,14 @@ def test_what_a_raw_folder_leaves_out_is_said(datasets_dirs, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "problem(s) left out of these counts, in the dataset folder" in err and victim.name in err
     assert "`thermal-hf convert` refuses the folder" in err
+    # a recording whose header reads but whose frames do not (a damaged chunk): convert refuses it, so it is left out
+    from test_recordings import _corrupt_chunk
+
+    shutil.rmtree(broken)
+    shutil.copytree(raw, broken)
+    _corrupt_chunk(broken)
+    assert main([str(broken)]) == 0
+    assert "frames/R1.h5" in capsys.readouterr().err
     # --target cannot change a converted folder's samples: said, not ignored
     assert main([str(ds), "--target", "keyframe"]) == 0
     assert "target keyframe applies to raw folders only" in capsys.readouterr().err

@@ -193,3 +193,31 @@ def test_the_shortest_recordings_and_a_file_as_output(tmp_path, capsys):
     a_file.write_text("keep")
     assert main([str(a_file), "--recordings", "1"]) == 2
     assert "an existing file" in capsys.readouterr().err and a_file.read_text() == "keep"
+
+
+def test_an_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
+    import os
+    import signal
+    import socket
+
+    from thermal_hf.data import synthetic
+
+    out = tmp_path / "ds"
+    real, calls = synthetic._write_h5, {"n": 0}
+
+    def terminated(*args, **kwargs):  # `kill` while the second recording is written
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "_write_h5", terminated)
+    with pytest.raises(SystemExit):
+        generate_dataset(out, recordings=2, frames_per_recording=16, keyframes_per_recording=2)
+    assert list(tmp_path.iterdir()) == [] and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    monkeypatch.undo()
+    # the folder of a generation killed outright (its lock gone) is removed by the next one into the same place
+    (tmp_path / ".ds.tmp-killed").mkdir()
+    (tmp_path / ".ds.tmp-killed" / ".owner").write_text(f"{socket.gethostname()} 123")
+    generate_dataset(out, recordings=1, frames_per_recording=16, keyframes_per_recording=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"] and not (out / ".owner").exists()

@@ -553,6 +553,7 @@ class ThermalTrainingArguments(TrainingArguments):
         # Decided before TrainingArguments.__post_init__, which validates bf16 against the hardware and then
         # records the effective value in `self.mixed_precision` ("no", "fp16" or "bf16").
         choice = self.mixed_precision
+        self.requested_mixed_precision = choice  # what recipe.yaml records: `auto` decides again where it runs
         if self.bf16 and self.fp16:
             raise RecipeError("recipe keys 'bf16' and 'fp16' are both true; set one of them (or mixed_precision)")
         asked = "bf16" if self.bf16 else "fp16" if self.fp16 else None

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 
+from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import RecipeError, ThermalDataError
 
 logger = logging.getLogger(__name__)
@@ -474,7 +475,7 @@ def training_eval_recordings(model_dir) -> list[str] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thermal-hf evaluate", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="thermal-hf evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
     p.add_argument("--dataset", required=True, help="converted dataset folder (or a raw dataset folder)")
     p.add_argument("--split", default="validation", help="split to evaluate (default: validation)")

@@ -44,6 +44,7 @@ from typing import Any
 
 import yaml
 
+from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import ThermalDataError
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"
@@ -698,8 +699,7 @@ def push_dataset(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False,
+    p = CommandParser(
         prog="thermal-hf push",
         description="Push a model (weights, config, processor, rendered model card) and optionally its converted "
         "dataset to the Hugging Face Hub. The token comes from --token, HF_TOKEN or `hf auth login`; it is never "

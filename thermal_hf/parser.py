@@ -161,6 +161,8 @@ def _accept_null(parser, types) -> None:
         if action.dest not in optional or action.dest in _NONE_IS_A_VALUE or not callable(action.type):
             continue
         if action.nargs is None:
+            if getattr(action.type, "__name__", "") == "string_to_bool":  # `--stem_pool` alone is true, as for
+                action.nargs, action.const = "?", True                   # the bool keys without a None default
             action.type = _null_or(action.type)
         elif action.nargs in ("+", "*") and type(action) is argparse._StoreAction:
             action.type = _null_or(action.type)
@@ -265,6 +267,9 @@ def parse_recipe(
         if key in by_name:
             asked[key] = getattr(by_name[key], key)
     asked = {k: _plain(getattr(by_name[k], k)) if k in by_name else v for k, v in asked.items()}
+    if "mixed_precision" in asked:  # the choice, not what it resolved to on this machine (`auto` -> no on a CPU)
+        asked["mixed_precision"] = getattr(by_name["mixed_precision"], "requested_mixed_precision",
+                                           asked["mixed_precision"])
     return ParsedRecipe(*outputs, recipe_path=recipe_path, recipe=asked, env=env, argv=list(argv))
 
 

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import ThermalDataError
 from thermal_hf.models.thermal_slowfast.video_processing_thermal_slowfast import (
     ThermalVideoProcessor,
@@ -427,7 +428,7 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thermal-hf predict", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="thermal-hf predict", description=__doc__.split("\n\n")[0])
     p.add_argument("recordings", nargs="+", type=Path, help="HDF5 recording(s) (frames + timestamps)")
     p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
     p.add_argument("--output_dir", required=True, type=Path)

@@ -23,7 +23,6 @@ import inspect
 import json
 import os
 import shutil
-import socket
 import sys
 import time
 import uuid
@@ -35,8 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from thermal_hf.cli_parser import CommandParser
+
 from ..errors import ThermalDataError
 from .recordings import DatasetSource, Problem
+from .staging import OWNER_FILE, hold_owner_lock, raise_on_sigterm, remove_abandoned
 from .transforms import invalid_mask
 from .windows import TARGETS, SampleSpec, build_samples, time_window_indices, window_indices
 
@@ -142,7 +144,13 @@ def load_converted(path: str | Path):
     from datasets import load_from_disk
 
     read_conversion_info(path)  # raises a clear error when it is not one
-    return load_from_disk(str(path))
+    try:
+        return load_from_disk(str(path))
+    except Exception as err:  # a split folder removed, an Arrow file cut short: datasets' own error names neither
+        raise ThermalDataError(
+            f"{path}: damaged converted dataset ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+            f"convert it again (`thermal-hf convert RAW_DIR {path} --overwrite`)"
+        ) from err
 
 
 def _chunk_frames(chunk, shape: tuple[int, ...]) -> np.ndarray:
@@ -238,61 +246,6 @@ def _check_output_dir(output_dir: Path, data_root: Path, overwrite: bool) -> Non
 
 
 _TMP_INFIX = ".converting-"
-_OWNER_FILE = ".owner"  # "HOST PID" of the conversion writing the hidden folder
-
-
-def _raise_on_sigterm():
-    """Make SIGTERM (`kill`, a scheduler's cancel) raise SystemExit while converting, so the half-written hidden
-    folder is removed as on Ctrl-C; returns the function that restores the previous handler. Only from the main
-    thread and over the default handler (an application's own handler is left alone)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
-        return lambda: None
-
-    def stop(signum, frame):
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _hold_owner_lock(tmp: Path):
-    """Write ``HOST PID`` into `tmp`'s owner file and hold an exclusive lock on it until the returned file is
-    closed; the kernel drops the lock when the process dies, however it dies. None where there is no flock."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no sweep of abandoned folders either
-        return None
-    handle = open(tmp / _OWNER_FILE, "w")  # noqa: SIM115  (held open for the whole conversion)
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    handle.write(f"{socket.gethostname()} {os.getpid()}\n")
-    handle.flush()
-    return handle
-
-
-def _remove_abandoned_conversions(output_dir: Path) -> None:
-    """Delete hidden folders of earlier conversions into `output_dir` whose process is gone (killed outright: a
-    SIGKILL, a machine's out-of-memory killer), so they do not pile up beside it (hundreds of MB each). A folder
-    is abandoned when its owner file, written on this machine, is no longer locked: a running conversion holds the
-    lock, in whatever process namespace it runs."""
-    try:
-        import fcntl
-    except ImportError:
-        return
-    host = socket.gethostname()
-    for tmp in output_dir.parent.glob(f".{output_dir.name}{_TMP_INFIX}*"):
-        try:
-            with open(tmp / _OWNER_FILE, "r+") as handle:
-                if handle.read().split()[:1] != [host]:
-                    continue  # another machine's (a shared file system), or no record: leave it
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while its conversion runs
-        except OSError:  # locked (running), or no owner file (an older version's folder): leave it
-            continue
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _swap_into_place(tmp: Path, output_dir: Path) -> None:
     """Rename ``tmp`` to ``output_dir``; an existing ``output_dir`` is moved aside first and restored on failure."""
     old = None
@@ -415,13 +368,13 @@ def convert_dataset(
     scratch = tmp / "_scratch"
     try:
         output_dir.parent.mkdir(parents=True, exist_ok=True)
-        _remove_abandoned_conversions(output_dir)
+        remove_abandoned(output_dir, _TMP_INFIX)
         scratch.mkdir(parents=True)
     except OSError as err:
         raise ThermalDataError(f"{output_dir}: cannot write the converted dataset there ({err.strerror or err})") from None
-    owner = _hold_owner_lock(tmp)
+    owner = hold_owner_lock(tmp)
     padded = dict.fromkeys(SPLITS, 0)
-    restore_sigterm = _raise_on_sigterm()
+    restore_sigterm = raise_on_sigterm()
     try:
         row_bytes = num_frames * height * width * 4
         batch = max(1, _WRITER_BATCH_BYTES // row_bytes)
@@ -489,7 +442,7 @@ def convert_dataset(
         (tmp / CONVERSION_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         if owner is not None:
             owner.close()
-            (tmp / _OWNER_FILE).unlink()
+            (tmp / OWNER_FILE).unlink()
         _swap_into_place(tmp, output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -583,15 +536,20 @@ def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = Non
     key = conversion_cache_key(path, **options)
     out = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     out = out / f"{path.resolve().name}-{key}"
-    if not is_converted_dataset(out):
+    if is_converted_dataset(out):
+        try:
+            load_converted(out)  # memory-mapped: reads the split files' headers only
+        except ThermalDataError as err:  # a cache entry damaged since (disk full, a file removed): made again
+            warnings.warn(f"{err}; converting {path} again", stacklevel=2)
+            convert_dataset(path, out, overwrite=True, **options)
+    else:
         convert_dataset(path, out, overwrite=True, **options)
     return out
 
 
 # ---------------------------------------------------------------------------------------------- CLI
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        allow_abbrev=False,
+    p = CommandParser(
         prog="thermal-hf convert",
         description="Convert thermal HDF5 recordings + COCO keyframe annotations into a datasets.DatasetDict "
                     "(train/validation) saved with save_to_disk. Frames are stored raw and bit-exact.",
@@ -623,6 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.report_json and not Path(args.report_json).expanduser().parent.is_dir():  # before hours of conversion
+        print(f"error: --report_json {args.report_json}: its folder does not exist", file=sys.stderr)
+        return 2
     try:
         report = convert_dataset(
             args.data_root, args.output_dir, target=args.target, num_frames=args.num_frames,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from thermal_hf.cli_parser import CommandParser
+
 from ..errors import ThermalDataError
 from .class_weights import WEIGHTINGS, class_weights
 
@@ -39,7 +41,7 @@ def split_class_counts(dataset_dir: str | Path, target: str | None = None) -> tu
         from .recordings import DatasetSource, format_problems
         from .windows import build_samples
 
-        source = DatasetSource.open(path, skip_invalid=True, check_frames=False)
+        source = DatasetSource.open(path, skip_invalid=True)  # frames decoded once, as convert checks them
         if source.skipped:  # convert refuses these; counting them silently out would misstate the dataset
             warnings.warn(format_problems(path, source.skipped, can_skip=False, what="left out of these counts")
                 + "\n`thermal-hf convert` refuses the folder until they are fixed (--skip_invalid leaves the same "
@@ -72,7 +74,7 @@ def format_stats(names: list[str], counts: dict[str, np.ndarray], weights: np.nd
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="thermal-hf stats", allow_abbrev=False, description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="thermal-hf stats", description=__doc__.split("\n\n")[0])
     p.add_argument("dataset_dir", metavar="DATASET_DIR", help="converted dataset (or a raw dataset folder)")
     p.add_argument("--weighting", choices=WEIGHTINGS, default="inverse_frequency",
                    help="inverse_frequency: N/(K*n_c) over present classes (default); inverse_sqrt_frequency: "

@@ -37,7 +37,6 @@ one keyframe within 12 frames of an edge so edge padding is exercised. Everythin
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import math
@@ -53,7 +52,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from thermal_hf.cli_parser import CommandParser
 from thermal_hf.data.categories import DEFAULT_CATEGORY_NAMES
+from thermal_hf.data.staging import OWNER_FILE, hold_owner_lock, raise_on_sigterm, remove_abandoned
 from thermal_hf.errors import ThermalDataError
 
 INVALID_VALUE = -273.2
@@ -232,7 +233,10 @@ def generate_dataset(
     rng = np.random.default_rng(seed)
     scale = min(height / _BASE_HEIGHT, width / _BASE_WIDTH)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned(output_dir, ".tmp-")  # left by a generation that was killed outright
     tmp = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.tmp-", dir=output_dir.parent))
+    owner = hold_owner_lock(tmp)
+    restore_sigterm = raise_on_sigterm()
     try:
         umask = os.umask(0)
         os.umask(umask)
@@ -320,12 +324,19 @@ def generate_dataset(
                 },
             },
         )
+        if owner is not None:
+            owner.close()
+            (tmp / OWNER_FILE).unlink()
         if output_dir.exists():
             shutil.rmtree(output_dir)
         tmp.rename(output_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        restore_sigterm()
+        if owner is not None:
+            owner.close()
     return output_dir
 
 
@@ -764,8 +775,7 @@ def _write_json(path: Path, payload: dict) -> None:
 # CLI
 # ---------------------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = CommandParser(
         prog="thermal-hf synth",
         description="Write a synthetic thermal action dataset (HDF5 recordings + COCO keyframes) in the same "
         "format as the real data.",

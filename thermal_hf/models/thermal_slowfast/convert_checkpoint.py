@@ -52,6 +52,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 
+from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import CheckpointError
 
 FORMATS = ("pytorchvideo", "mmaction2")
@@ -586,8 +587,7 @@ def _move_into_place(staging: Path, output_dir: Path) -> None:
 
 # ---- CLI -------------------------------------------------------------------------------------------------
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = CommandParser(
         prog="thermal-hf import-checkpoint",
         description="Convert a Kinetics SlowFast checkpoint (pytorchvideo zoo .pyth or MMAction2 .pth) into a "
         "saved thermal-hf model with a fresh classification head.",

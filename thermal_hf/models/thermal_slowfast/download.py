@@ -31,6 +31,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import CheckpointError
 
 #: Environment variable naming thermal-hf's cache root; weights go to ``$THERMAL_HF_CACHE/weights``.
@@ -290,8 +291,7 @@ def download_weights(
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        allow_abbrev=False,
+    parser = CommandParser(
         prog="thermal-hf download-weights",
         description="Fetch a Kinetics SlowFast checkpoint (resumable, cached; SHA-256 verified where a digest is "
         "published, else recorded on first download and checked afterwards) and optionally import it as a thermal-hf "
