@@ -13,6 +13,8 @@ install: $(STAMP)
 # that import together (the CPU-only torch 2.13.0 cannot import torchvision).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing thermal-hf and its pinned dependencies into $(VENV) (torch's CUDA build, which also runs on"
+	@echo "the CPU: about 6 GB; a few minutes from a local mirror, longer from PyPI)"
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
@@ -34,4 +36,4 @@ lint: install
 	$(BIN)/ruff check thermal_hf tests bench compat
 
 clean:
-	rm -rf $(VENV) outputs data/synthetic .pytest_cache
+	rm -rf $(VENV) outputs data/synthetic data/converted .pytest_cache

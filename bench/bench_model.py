@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             clips = train_throughput(image_size, clip_hw, gpu, args.train_batch, steps=5)
             print(f"| {label} | {median * 1000:.1f} ms | {clips:.1f} |")
     else:
-        print("\nNo GPU measurement: no CUDA device in this run.")
+        print("\nNo GPU measurement: " + ("--skip-gpu given." if args.skip_gpu else "no CUDA device in this run."))
     return 0
 
 

@@ -21,8 +21,9 @@ def test_hand_counted_example():
     assert m["accuracy"] == m["top1_accuracy"] == pytest.approx(4 / 6)
     # recalls: a 2/3, b 1/2, c 1/1; classes d, e are absent and not averaged
     assert m["mean_class_accuracy"] == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
-    assert m["per_class"]["a"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3})
-    assert m["per_class"]["d"]["support"] == 0
+    assert m["per_class"]["a"] == pytest.approx({"precision": 2 / 3, "recall": 2 / 3, "f1": 2 / 3, "support": 3,
+                                                 "predicted": 3})
+    assert m["per_class"]["d"]["support"] == 0 and m["per_class"]["d"]["predicted"] == 0
     assert m["confusion_matrix"][0] == [2, 1, 0, 0, 0] and m["confusion_matrix"][1] == [1, 1, 0, 0, 0]
     assert m["num_samples"] == 6
 

@@ -109,6 +109,16 @@ def test_thermal_pipeline_via_pipeline_class_and_builtin_task_untouched(spread_m
         clf(np.zeros((2, T, 40, 60), np.float32))
     with pytest.raises(ValueError, match="not both"):
         clf(str(recording), start_frame=0, keyframe_index=8)
+    # the processor's settings for one call: the answer is the processor's with that setting, and only that call's
+    clip = np.random.default_rng(0).normal(25.0, 3.0, (T, 40, 60)).astype(np.float32)
+    wide = clf(clip, top_k=100, temperature_range=(0, 50))
+    by_hand = clf.model(**clf.video_processor(clip, return_tensors="pt", temperature_range=(0, 50))).logits
+    probs = by_hand.softmax(-1)[0]
+    assert wide[0]["label"] == clf.model.config.id2label[int(probs.argmax())]
+    assert wide[0]["score"] == pytest.approx(float(probs.max()), abs=1e-5)
+    assert list(clf.video_processor.temperature_range or []) != [0, 50]  # the processor's own setting is kept
+    with pytest.raises(TypeError, match="unknown pipeline argument.*temperature_range"):
+        clf(clip, temprature_range=(0, 50))
 
 
 FRESH = """

@@ -310,7 +310,8 @@ class ThermalTrainingArguments(TrainingArguments):
     Defaults changed from `TrainingArguments`: `do_train`/`do_eval` True (a recipe trains and evaluates unless
     told otherwise), `metric_for_best_model` "mean_class_accuracy", `remove_unused_columns` False (the dataset
     already yields exactly the model's inputs; True is harmless, see `ThermalTrainer`), `lr_scheduler_type`
-    "cosine", `output_dir` "outputs/thermal-slowfast".
+    "cosine", `output_dir` "outputs/thermal-slowfast", `ddp_find_unused_parameters` False,
+    `restore_callback_states_from_checkpoint` True.
     """
 
     output_dir: str | None = field(default="outputs/thermal-slowfast", metadata={"help": "Where to write."})
@@ -332,6 +333,12 @@ class ThermalTrainingArguments(TrainingArguments):
         default=False,
         metadata={"help": "Train into an output_dir that holds an earlier run: its checkpoints and results are removed "
                           "first. False: such a folder is refused unless resume_from_checkpoint continues it."},
+    )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={"help": "Under several processes, DDP looks for parameters a step did not use: every parameter "
+                          "of the SlowFast model takes part in every step, so the search (an extra pass over the "
+                          "autograd graph each step, and a warning) is off. True for a model that skips some."},
     )
     restore_callback_states_from_checkpoint: bool = field(
         default=True,
@@ -414,9 +421,10 @@ class ThermalTrainingArguments(TrainingArguments):
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
             # Several launched processes and no accelerator: without use_cpu transformers would not join them into
             # one gloo job, and each process would train a model of its own into the same output_dir.
-            logger.warning(
-                "%s processes launched on a machine without an accelerator: use_cpu set to true, so they train "
-                "one model together (gloo)", os.environ["WORLD_SIZE"])
+            if os.environ.get("RANK", "0") == "0":  # said once, not by every process
+                logger.warning(
+                    "%s processes launched on a machine without an accelerator: use_cpu set to true, so they train "
+                    "one model together (gloo)", os.environ["WORLD_SIZE"])
             self.use_cpu = True
         _check_choice("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
         if self.metric_for_best_model is not None:  # else a typo fails after the first evaluation, epochs in

@@ -379,10 +379,15 @@ def render_report(result: dict[str, Any]) -> str:
     lines += [f"| {name} | {_pct(result.get(key))} | {_pct(base.get(key))} |" for key, name in HEADLINE]
     lines += ["", "## Per class", "", "| Class | Precision | Recall | F1 | Support | Predicted |", "|---|---|---|---|---|---|"]
     for i, name in enumerate(names):
-        m = result["per_class"][name]
-        lines.append(f"| {name} | {_pct(m['precision'])} | {_pct(m['recall'])} | {_pct(m['f1'])} | {m['support']} "
-                     f"| {int(matrix[:, i].sum())} |")
+        m, predicted = result["per_class"][name], int(matrix[:, i].sum())
+        # n/a where the ratio is 0/0: recall (and F1) of a class the split does not hold, precision of one never
+        # predicted, as the model card shows them
+        precision = _pct(m["precision"]) if predicted else "n/a"
+        recall, f1 = (_pct(m["recall"]), _pct(m["f1"])) if m["support"] else ("n/a", "n/a")
+        lines.append(f"| {name} | {precision} | {recall} | {f1} | {m['support']} | {predicted} |")
     absent = [n for n in names if result["per_class"][n]["support"] == 0]
+    lines += ["", "n/a: a ratio of nothing (recall of a class the split does not hold, precision of a class never "
+                  "predicted)."]
     if absent:
         lines += ["", "Classes absent from this split (recall undefined, left out of mean class accuracy): "
                       + ", ".join(f"`{a}`" for a in absent) + "."]

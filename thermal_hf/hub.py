@@ -218,9 +218,11 @@ def _per_class_section(metrics: dict | None) -> str:
         if support == 0:  # recall (and so F1) is undefined for a class the split does not hold
             absent.append(name)
         recall, f1 = ("n/a", "n/a") if support == 0 else (_fmt(m.get("recall")), _fmt(m.get("f1")))
-        rows.append(f"| {name} | {_fmt(m.get('precision'))} | {recall} | {f1} | {support} |")
-    if absent:
-        rows.append("\nn/a: the class is absent from this split (recall undefined, left out of mean class accuracy).")
+        precision = "n/a" if m.get("predicted", 1) == 0 else _fmt(m.get("precision"))  # never predicted: 0/0
+        rows.append(f"| {name} | {precision} | {recall} | {f1} | {support} |")
+    if absent or any(m.get("predicted", 1) == 0 for m in per_class.values()):
+        rows.append("\nn/a: recall of a class absent from this split (left out of mean class accuracy), precision "
+                    "of a class the model never predicted.")
     return "\n".join(rows)
 
 

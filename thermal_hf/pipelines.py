@@ -70,11 +70,21 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
         function_to_apply=None,
         start_frame=None,
         keyframe_index=None,
+        **processor_settings,
     ):
         preprocess, forward, postprocess = super()._sanitize_parameters(
             top_k=top_k, num_frames=num_frames, frame_sampling_rate=frame_sampling_rate,
             function_to_apply=function_to_apply,
         )
+        from .models.thermal_slowfast import ThermalVideoProcessor
+
+        unknown = sorted(set(processor_settings) - set(ThermalVideoProcessor._call_settings))
+        if unknown:
+            raise TypeError(f"unknown pipeline argument(s) {unknown}: besides top_k, num_frames, function_to_apply, "
+                            "start_frame / keyframe_index and batch_size, the video processor's settings are "
+                            f"accepted for one call: {', '.join(ThermalVideoProcessor._call_settings)}")
+        if processor_settings:
+            preprocess["processor_settings"] = processor_settings
         if start_frame is not None and keyframe_index is not None:
             raise ValueError("give start_frame or keyframe_index, not both")
         for name, value in (("start_frame", start_frame), ("keyframe_index", keyframe_index)):
@@ -98,7 +108,8 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
                 return [self(item, **{name: position}, **kwargs) for item, position in zip(inputs, positions)]
         return super().__call__(inputs, **kwargs)
 
-    def preprocess(self, video, num_frames=None, frame_sampling_rate=1, start_frame=None, keyframe_index=None):
+    def preprocess(self, video, num_frames=None, frame_sampling_rate=1, start_frame=None, keyframe_index=None,
+                   processor_settings=None):
         if self.video_processor is None:
             raise ValueError("this model has no video processor (video_preprocessor_config.json); save one beside it")
         if frame_sampling_rate != 1:
@@ -108,7 +119,7 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
             raise ValueError(
                 f"got a batch array of shape {tuple(video.shape)}: pass a list of (T, H, W) clips to classify several"
             )
-        kwargs: dict[str, Any] = {"num_frames": num_frames or self.model.config.num_frames}
+        kwargs: dict[str, Any] = {"num_frames": num_frames or self.model.config.num_frames, **(processor_settings or {})}
         if start_frame is not None:
             kwargs["start_frame"] = start_frame
         if keyframe_index is not None:

@@ -144,6 +144,7 @@ def compute_classification_metrics(
                 "recall": float(recall[i]),
                 "f1": float(f1[i]),
                 "support": int(support[i]),
+                "predicted": int(predicted[i]),  # precision is undefined (reported 0) when this is 0
             }
             for i, name in enumerate(label_names)
         },
