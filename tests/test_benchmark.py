@@ -479,8 +479,44 @@ def test_a_failed_rerun_gives_the_earlier_run_back_and_exits_1(tmp_path, monkeyp
         train_once(None, run_dir)
     assert sorted(p.name for p in run_dir.iterdir()) == ["eval_predictions.json"]
     assert sorted(p.name for p in run_dir.parent.iterdir()) == ["seed0"]  # nothing set aside is left
+    monkeypatch.setattr(train, "run", lambda parsed: (_ for _ in ()).throw(KeyboardInterrupt()))  # Ctrl-C
+    with pytest.raises(KeyboardInterrupt):
+        train_once(None, run_dir)
+    assert sorted(p.name for p in run_dir.iterdir()) == ["eval_predictions.json"]
+    # a process killed outright left the earlier run set aside beside a half-made one: the earlier one comes back
+    run_dir.rename(run_dir.with_name(".seed0.previous"))
+    run_dir.mkdir()
+    (run_dir / "trainer_state.json").write_text("{}")
+    with pytest.raises(KeyboardInterrupt):
+        train_once(None, run_dir)
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["seed0"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["eval_predictions.json"]
 
     monkeypatch.setattr("thermal_hf.benchmark.benchmark", lambda *a, **k: (_ for _ in ()).throw(
         TrainingDivergedError("training diverged at step 2")))
     assert main([str(TINY), "--protocol", "grouped", "--output", str(tmp_path / "b")]) == 1
     assert capsys.readouterr().err.startswith("error: training diverged at step 2")
+
+
+def test_reuse_compares_the_precision_a_run_trained_in_not_how_it_was_asked(tmp_path):
+    import yaml
+
+    from thermal_hf.benchmark import RUN_INFO_FILE, _recipe_text, parse, reuse_verdict
+
+    run_dir = tmp_path / "seed0"
+    run_dir.mkdir()
+    parsed = parse([str(TINY), "--mixed_precision", "auto", "--output_dir", str(run_dir)])
+    data = {"dataset": "/data", "conversion_sha256": "0"}
+    (run_dir / "eval_predictions.json").write_text("{}")
+    recipe = _recipe_text(parsed)
+    assert recipe["mixed_precision"] == "auto"  # as asked
+    would = parsed.training_args.mixed_precision  # what auto means here (no on a machine without a GPU)
+    # a run saved before: its recipe.yaml recorded what auto resolved to on its machine
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump({**recipe, "mixed_precision": would}))
+    (run_dir / RUN_INFO_FILE).write_text(json.dumps({"data": data}))
+    assert reuse_verdict(run_dir, parsed, data) is None
+    # a run that trained in another precision (another machine) is not reused
+    other = "fp16" if would != "fp16" else "bf16"
+    (run_dir / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    (run_dir / RUN_INFO_FILE).write_text(json.dumps({"data": data, "mixed_precision": other}))
+    assert reuse_verdict(run_dir, parsed, data) == f"it trained in {other} precision, this machine would train in {would}"

@@ -322,6 +322,8 @@ def test_cli(raw, tmp_path, capsys):
     assert "error:" in capsys.readouterr().err
     assert main([str(raw), str(tmp_path / "cli3"), "--report_json", str(tmp_path / "no" / "r.json")]) == 2
     assert "its folder does not exist" in capsys.readouterr().err and not (tmp_path / "cli3").exists()
+    assert main([str(raw), str(tmp_path / "cli3"), "--report_json", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err and not (tmp_path / "cli3").exists()
     with pytest.raises(SystemExit) as info:
         main(["--help"])
     assert info.value.code == 0

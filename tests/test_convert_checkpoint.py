@@ -529,3 +529,26 @@ def test_mmaction2_parity_against_mmaction2_code(tmp_path):
     assert results["fusion_norm_act"] is False
     # The check is sensitive: keeping pytorchvideo's lateral BN (as identity) + ReLU is far off.
     assert results["control"]["logits with identity-BN + ReLU laterals"]["relative"] > 1e-2, report
+
+
+def test_the_output_folder_itself_is_kept_a_link_the_current_folder_and_its_permissions(tiny_zoo, tmp_path,
+                                                                                         monkeypatch):
+    import os
+    import stat
+
+    _, src = tiny_zoo
+    here = tmp_path / "here"
+    here.mkdir()
+    here.chmod(0o2775)
+    monkeypatch.chdir(here)
+    _import(src, Path("."), num_labels=2, labels=["a", "b"])  # `.` cannot be renamed: its contents are replaced
+    assert load_model(here).config.num_labels == 2
+    assert stat.S_IMODE(here.stat().st_mode) == 0o2775
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((here / "config.json").stat().st_mode) == 0o666 & ~umask  # not private to the importer
+    assert sorted(p.name for p in here.iterdir() if p.name.startswith(".")) == []  # no work folder left
+    link = tmp_path / "link"
+    link.symlink_to(here, target_is_directory=True)
+    _import(src, link, num_labels=3, labels=["a", "b", "c"], overwrite=True)
+    assert link.is_symlink() and load_model(here).config.num_labels == 3

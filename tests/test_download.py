@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import re
 import socket
@@ -240,6 +241,14 @@ def test_cli_convert_after_download(tmp_path, monkeypatch):
                       "--num_labels", "3", "--labels", "a", "b", "c"])
         assert rc == 0
         assert (out / "model.safetensors").is_file() and (out / "video_preprocessor_config.json").is_file()
+        # run again: the folder holds that model now, replaced only when asked (the file comes from the cache)
+        argv = ["slowfast_r50", "--dir", str(tmp_path / "cache"), "--url", url, "--convert", str(out),
+                "--num_labels", "2"]
+        assert dl.main(argv) == 2
+        assert dl.main([*argv, "--overwrite"]) == 0
+        from thermal_hf import ThermalSlowFastConfig
+
+        assert ThermalSlowFastConfig.from_pretrained(out).num_labels == 2
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -340,8 +340,12 @@ def test_the_pushed_metrics_file_is_the_one_the_card_reports(card_model_dir, tmp
     other = tmp_path / "other_metrics.json"
     metrics = json.loads((card_model_dir / "metrics.json").read_text())
     other.write_text(json.dumps({**metrics, "top1_accuracy": 0.125}))
+    (card_model_dir / "report.md").write_text("the folder's own evaluation")
+    (tmp_path / "report.md").write_text("the evaluation of other_metrics.json")
     sent = _pushed_files(monkeypatch, card_model_dir, metrics=other)
     assert sent["metrics.json"] == other and "| Top-1 accuracy | 12.50 % |" in sent["README.md"].decode()
+    assert sent["report.md"] == tmp_path / "report.md" and "confusion_matrix.png" not in sent
+    (card_model_dir / "report.md").unlink()  # the fixture is shared by the module's tests
     sent = _pushed_files(monkeypatch, card_model_dir, metrics={"eval_accuracy": 0.25})
     assert json.loads(sent["metrics.json"]) == {"eval_accuracy": 0.25}
 

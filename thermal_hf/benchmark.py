@@ -401,10 +401,25 @@ def _recipe_text(parsed) -> dict:
 #: Recipe keys that say where a run's files are, not what it is: the same run under another spelling of its folder
 #: (relative or absolute, a moved benchmark folder) is still the same run. The data's identity is checked apart.
 _LOCATION_KEYS = ("output_dir", "logging_dir", "dataset", "cache_dir")
+#: Compared as the precision the run trained in (`auto` is bf16 on one machine and fp32 on another).
+_PRECISION_KEYS = ("mixed_precision", "bf16", "fp16")
 
 
 def _comparable(recipe) -> dict:
-    return {k: v for k, v in recipe.items() if k not in _LOCATION_KEYS} if isinstance(recipe, dict) else recipe
+    if not isinstance(recipe, dict):
+        return recipe
+    return {k: v for k, v in recipe.items() if k not in _LOCATION_KEYS and k not in _PRECISION_KEYS}
+
+
+def _trained_precision(recipe: dict, info: dict) -> str:
+    """The precision a saved run trained in: recorded by the benchmark since the sixteenth session, else read from
+    its recipe (which then recorded the resolved value)."""
+    if info.get("mixed_precision"):
+        return info["mixed_precision"]
+    asked = recipe.get("mixed_precision")
+    if asked not in (None, "auto"):
+        return asked
+    return "bf16" if recipe.get("bf16") else "fp16" if recipe.get("fp16") else "no"
 
 
 def data_fingerprint(dataset_path: Path) -> dict:
@@ -430,10 +445,15 @@ def reuse_verdict(run_dir: Path, parsed, data: dict) -> str | None:
         return ""
     import yaml
 
-    if _comparable(yaml.safe_load(saved.read_text())) != _comparable(_recipe_text(parsed)):
+    saved_recipe = yaml.safe_load(saved.read_text())
+    if _comparable(saved_recipe) != _comparable(_recipe_text(parsed)):
         return "its recipe differs"
     info_path = run_dir / RUN_INFO_FILE
-    recorded = (json.loads(info_path.read_text()) if info_path.is_file() else {}).get("data")
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    trained_in, would = _trained_precision(saved_recipe, info), parsed.training_args.mixed_precision
+    if trained_in != would:
+        return f"it trained in {trained_in} precision, this machine would train in {would}"
+    recorded = info.get("data")
     if recorded is None:
         return "it does not record which data it was made on"
     if recorded != data:
@@ -492,7 +512,8 @@ def train_once(parsed, run_dir: Path, data: dict | None = None) -> float:
         raise
     shutil.rmtree(previous, ignore_errors=True)
     seconds = time.perf_counter() - start
-    info = {"seconds": seconds, "seed": parsed.training_args.seed, "environment": run_environment(), "data": data}
+    info = {"seconds": seconds, "seed": parsed.training_args.seed, "environment": run_environment(), "data": data,
+            "mixed_precision": parsed.training_args.mixed_precision}
     (run_dir / RUN_INFO_FILE).write_text(json.dumps(info) + "\n")
     gc.collect()
     import torch

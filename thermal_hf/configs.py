@@ -513,10 +513,20 @@ class ThermalTrainingArguments(TrainingArguments):
     def _check_integrations(self) -> None:
         """A `report_to` whose package is not installed, named before any data is converted (Trainer would fail
         when it builds its callbacks, after the data and the model)."""
-        from transformers.integrations import get_available_reporting_integrations
+        from transformers.integrations.integration_utils import (
+            INTEGRATION_TO_CALLBACK,
+            get_available_reporting_integrations,
+        )
 
         names = [self.report_to] if isinstance(self.report_to, str) else list(self.report_to or [])
-        missing = [n for n in names if n not in ("none", "all") and n not in get_available_reporting_integrations()]
+        unknown = [n for n in names if n not in ("none", "all") and n not in INTEGRATION_TO_CALLBACK]
+        if unknown:
+            raise RecipeError(f"recipe key 'report_to': unknown integration {', '.join(unknown)} (expected none, all "
+                              f"or some of {', '.join(INTEGRATION_TO_CALLBACK)})")
+        # flyte is never reported available, azure_ml not beside mlflow: Trainer checks those two itself
+        unchecked = ("flyte", "azure_ml")
+        available = get_available_reporting_integrations()
+        missing = [n for n in names if n in INTEGRATION_TO_CALLBACK and n not in unchecked and n not in available]
         if missing:
             raise RecipeError(f"recipe key 'report_to': {', '.join(missing)} is not installed here (available: "
                               f"{', '.join(get_available_reporting_integrations()) or 'none'}); install it or report "

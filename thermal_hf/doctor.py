@@ -184,7 +184,7 @@ def check_pretrained(checklist: Checklist, model_args, data_args, training_args,
     return str(target)
 
 
-def check_model(checklist: Checklist, model_args, data_args, training_args, dataset, source) -> None:
+def check_model(checklist: Checklist, model_args, data_args, training_args, dataset, source, scratch: Path) -> None:
     import torch
 
     from .train import build_model, build_processor
@@ -216,9 +216,14 @@ def check_model(checklist: Checklist, model_args, data_args, training_args, data
     checklist.add(OK, "batch", f"pixel_values {tuple(batch['pixel_values'].shape)} loaded in {load_s:.2f} s")
 
     try:  # the trainer training builds: its loss (class weights, focal, mixup, ...), sampler and callbacks
+        import copy
+
         from .training.trainer import ThermalTrainer
 
-        trainer = ThermalTrainer(model=model, args=training_args, train_dataset=train, data_collator=collate_clips,
+        # Built on a copy that writes nowhere: Trainer creates its output_dir, and with push_to_hub its Hub repo.
+        args = copy.copy(training_args)
+        args.output_dir, args.push_to_hub = str(scratch), False
+        trainer = ThermalTrainer(model=model, args=args, train_dataset=train, data_collator=collate_clips,
                                  sampling=data_args.sampling, mixup_alpha=data_args.mixup_alpha,
                                  cutmix_alpha=data_args.cutmix_alpha)
         trainer.get_train_dataloader()
@@ -307,7 +312,7 @@ def run_checks(argv: list[str]) -> Checklist:
         if dataset is None or source is False:
             checklist.add(SKIP, "model", "needs the data and the checkpoint above")
         else:
-            check_model(checklist, model_args, data_args, training_args, dataset, source)
+            check_model(checklist, model_args, data_args, training_args, dataset, source, Path(tmp))
     check_output(checklist, training_args, model_args.model_name_or_path)
     return checklist
 

@@ -188,6 +188,13 @@ def evaluate(
     data, train_data = dsd[split], dsd.get("train")
     held_out = training_eval_recordings(model_dir)
     described = f"split `{split}`"
+    if held_out and split not in ("train", "validation"):  # another split: the baseline's prior is still what the
+        from thermal_hf.train import split_by_recordings  # model trained on, never the held-out recordings
+
+        try:
+            train_data = split_by_recordings(dsd, held_out, dataset_path)[0]
+        except ValueError as err:
+            raise ThermalDataError(f"{model_dir}: its recipe's eval_recordings do not fit {dataset_path}: {err}") from err
     if held_out and split in ("train", "validation"):
         # The model was trained with whole recordings held out (`eval_recordings`): split the same way, so
         # "validation" is those recordings and never windows of recordings it trained on.
@@ -304,7 +311,8 @@ def evaluate(
     (out / "report.md").write_text(render_report(result))
     unit = "keyframes, voted" if per_person is not None else "samples"
     plot_confusion_matrix(np.asarray(metrics["confusion_matrix"]), label_names, out / "confusion_matrix.png",
-                          title=f"{Path(str(model_dir)).name} on {described.removeprefix('split ')} ({len(labels)} {unit})")
+                          title=f"{Path(str(model_dir)).name} on {described.removeprefix('split ').replace('`', '')} "
+                                f"({len(labels)} {unit})")
     return result
 
 
@@ -363,7 +371,9 @@ def render_report(result: dict[str, Any]) -> str:
         f"- model: `{result['model']['path']}` ({result['model']['model_type']}, depth "
         f"{result['model']['model_depth']}, {result['model']['num_frames']} frames)",
         f"- dataset: `{result['dataset']['path']}`, {described}, {result['num_samples']} samples",
-        f"- baseline: always `{base['majority_class']}`, the majority class of the `{base['source_split']}` split",
+        f"- baseline: always `{base['majority_class']}`, the majority class of "
+        + ("the recordings the model trained on" if result["dataset"].get("held_out_recordings")
+           else f"the `{base['source_split']}` split"),
     ]
     if result.get("per_person"):
         person = result["per_person"]
@@ -386,8 +396,9 @@ def render_report(result: dict[str, Any]) -> str:
         recall, f1 = (_pct(m["recall"]), _pct(m["f1"])) if m["support"] else ("n/a", "n/a")
         lines.append(f"| {name} | {precision} | {recall} | {f1} | {m['support']} | {predicted} |")
     absent = [n for n in names if result["per_class"][n]["support"] == 0]
-    lines += ["", "n/a: a ratio of nothing (recall of a class the split does not hold, precision of a class never "
-                  "predicted)."]
+    if absent or any(int(matrix[:, i].sum()) == 0 for i in range(len(names))):
+        lines += ["", "n/a: a ratio of nothing (recall of a class the split does not hold, precision of a class "
+                      "never predicted)."]
     if absent:
         lines += ["", "Classes absent from this split (recall undefined, left out of mean class accuracy): "
                       + ", ".join(f"`{a}`" for a in absent) + "."]

@@ -666,6 +666,12 @@ def push_model(
     metrics = card_kwargs.get("metrics")
     if isinstance(metrics, (str, Path)):
         files["metrics.json"] = Path(metrics)
+        beside = Path(metrics).expanduser().resolve().parent
+        if beside != model_dir.resolve():  # the evaluation's own report and picture, not the folder's of another
+            for name in ("report.md", "confusion_matrix.png"):
+                files.pop(name, None)
+                if (beside / name).is_file():
+                    files[name] = beside / name
     elif isinstance(metrics, Mapping):
         files["metrics.json"] = (json.dumps(dict(metrics), indent=2) + "\n").encode()
     files["README.md"] = card.encode()

@@ -386,12 +386,12 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
     if test_time_views is not None:
         model.set_test_time_views(test_time_views)
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    if getattr(processor, "frame_rate", None):  # before anything is written: every file needs its timestamps
+    if getattr(processor, "frame_rate", None):  # before anything is written: every file needs usable timestamps
+        from thermal_hf.models.thermal_slowfast.video_processing_thermal_slowfast import read_timestamps
+
         for path in recordings:
             with open_recording(Path(path)) as handle:
-                if "timestamps" not in handle:
-                    raise ThermalDataError(f"{path}: no 'timestamps' dataset; the model reads windows of "
-                                           f"{processor.frame_rate:g} frames/s, which need each frame's time")
+                read_timestamps(handle, path, int(recording_frames(handle, path).shape[0]), processor.frame_rate)
     output_dir.mkdir(parents=True, exist_ok=True)
     outs = []
     used: set[str] = set()

@@ -581,9 +581,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.report_json and not Path(args.report_json).expanduser().parent.is_dir():  # before hours of conversion
-        print(f"error: --report_json {args.report_json}: its folder does not exist", file=sys.stderr)
-        return 2
+    report_json = Path(args.report_json).expanduser() if args.report_json else None
+    if report_json is not None:  # checked before the conversion, which can take long
+        why = ("is a folder" if report_json.is_dir() else "its folder does not exist"
+               if not report_json.parent.is_dir() else "its folder is not writable"
+               if not os.access(report_json.parent, os.W_OK) else None)
+        if why:
+            print(f"error: --report_json {args.report_json}: {why}", file=sys.stderr)
+            return 2
     try:
         report = convert_dataset(
             args.data_root, args.output_dir, target=args.target, num_frames=args.num_frames,
@@ -595,8 +600,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report.format())
-    if args.report_json:
-        Path(args.report_json).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    if report_json is not None:
+        try:
+            report_json.write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+        except OSError as err:
+            print(f"error: --report_json {args.report_json}: {err.strerror or err} (the dataset itself was written)",
+                  file=sys.stderr)
+            return 2
     return 0
 
 

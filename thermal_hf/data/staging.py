@@ -41,7 +41,12 @@ def hold_owner_lock(tmp: Path):
     except ImportError:  # Windows: no sweep of abandoned folders either
         return None
     handle = open(tmp / OWNER_FILE, "w")  # noqa: SIM115  (held open for the whole write)
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # a file system without locks (some network mounts): written without; never swept
+        handle.close()
+        (tmp / OWNER_FILE).unlink(missing_ok=True)
+        return None
     handle.write(f"{socket.gethostname()} {os.getpid()}\n")
     handle.flush()
     return handle

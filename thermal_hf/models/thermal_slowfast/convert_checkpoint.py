@@ -536,18 +536,27 @@ def import_checkpoint(
         "labels": names,
         "processor": {"mean": pixel_mean, "std": pixel_std},
     }
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Written beside the output folder first, then moved into place: a failure (a full disk) leaves an earlier
-    # model in `output_dir` as it was, never a new config beside old weights.
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.importing-", dir=output_dir.parent))
+    # Written into a hidden folder inside the output folder first, then moved into place: a failure (a full disk)
+    # leaves an earlier model as it was, never a new config beside old weights. Inside, not beside: the output
+    # folder itself (a mount point, `.`, a link, a folder with its own permissions) stays what it is.
+    created = not output_dir.exists()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=output_dir))
     try:
         model.save_pretrained(staging)
         ThermalVideoProcessor(**{**processor_kwargs, "num_frames": config.num_frames}).save_pretrained(staging)
         (staging / "conversion.json").write_text(json.dumps(conversion, indent=2) + "\n")
-        _move_into_place(staging, output_dir)
-    finally:
+        _replace_contents(output_dir, staging)
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(output_dir.iterdir()):
+            output_dir.rmdir()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return output_dir
+
+
+_STAGING, _REPLACED = ".importing-", ".replaced-"  # hidden work folders inside the output folder
 
 
 def _check_output_dir(source: Path, output_dir: Path, overwrite: bool) -> None:
@@ -555,6 +564,9 @@ def _check_output_dir(source: Path, output_dir: Path, overwrite: bool) -> None:
     an earlier model without `overwrite`, or the checkpoint being imported."""
     if output_dir.exists() and not output_dir.is_dir():
         raise CheckpointError(f"{output_dir}: the output folder is an existing file; give a folder")
+    if output_dir.is_dir():  # an import killed outright leaves its work folders: not the user's files
+        for left in [*output_dir.glob(f"{_STAGING}*"), *output_dir.glob(f"{_REPLACED}*")]:
+            shutil.rmtree(left, ignore_errors=True)
     held = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
     if not held:
         return
@@ -570,17 +582,24 @@ def _check_output_dir(source: Path, output_dir: Path, overwrite: bool) -> None:
                               "another folder")
 
 
-def _move_into_place(staging: Path, output_dir: Path) -> None:
-    if not output_dir.exists():
-        staging.rename(output_dir)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.replaced-", dir=output_dir.parent))
-    old.rmdir()
-    output_dir.rename(old)
+def _replace_contents(output_dir: Path, staging: Path) -> None:
+    """Move what `output_dir` holds (an earlier model) aside, then the staged files in; on a failure the earlier
+    files come back. Renames within one folder: nothing is copied."""
+    old = Path(tempfile.mkdtemp(prefix=_REPLACED, dir=output_dir))
+    earlier = [p for p in output_dir.iterdir() if p not in (staging, old)]
+    moved_in: list[Path] = []
     try:
-        staging.rename(output_dir)
-    except OSError:
-        old.rename(output_dir)
+        for path in earlier:
+            path.rename(old / path.name)
+        for path in staging.iterdir():
+            path.rename(output_dir / path.name)
+            moved_in.append(output_dir / path.name)
+    except BaseException:
+        for path in moved_in:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for path in old.iterdir():
+            path.rename(output_dir / path.name)
+        old.rmdir()
         raise
     shutil.rmtree(old, ignore_errors=True)
 

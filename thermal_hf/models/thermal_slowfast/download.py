@@ -308,6 +308,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="also import the checkpoint as a saved model with a fresh head into OUTPUT_DIR")
     parser.add_argument("--num_labels", type=int, default=None, help="classes of the new head (with --convert)")
     parser.add_argument("--labels", nargs="+", default=None, help="class names in id order (with --convert)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="with --convert: replace the model OUTPUT_DIR holds (else a folder that is not empty is "
+                             "refused)")
     args = parser.parse_args(argv)
     if args.list:
         return args
@@ -337,15 +340,15 @@ def main(argv: list[str] | None = None) -> int:
             num_labels = args.num_labels if args.num_labels is not None else len(args.labels)
             out = import_checkpoint(
                 path, args.convert, format=spec.format, num_labels=num_labels, labels=args.labels,
-                model_depth=spec.model_depth,
+                model_depth=spec.model_depth, overwrite=args.overwrite,
             )
             print(out)
-    except ValueError as err:  # ChecksumMismatchError / CheckpointError / bad arguments
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except WeightsDownloadError as err:
+    except WeightsDownloadError as err:  # the network (an OSError too, so first)
         print(f"error: {err}", file=sys.stderr)
         return 1
+    except (ValueError, OSError) as err:  # ChecksumMismatchError / CheckpointError / bad arguments / a disk error
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
