@@ -51,6 +51,9 @@ def test_what_training_would_refuse_or_crash_on_is_not_ready(converted_dataset, 
     assert main([*common, "--class_weighting", "inverse_frequency", "--loss", "focal", "--mixup_alpha", "0.4"]) == 0
     assert "[ OK ] forward/backward: loss" in capsys.readouterr().out
     assert not (tmp_path / "out").exists()  # a check writes nothing (Trainer would create its output_dir)
+    # recipes that evaluate every epoch (slowfast.yaml) are ready too: training gives Trainer its eval split
+    assert main([*common, "--eval_strategy", "epoch"]) == 0
+    assert "[ OK ] forward/backward: loss" in capsys.readouterr().out
 
 
 def test_a_missing_folder_training_would_generate_is_not_generated_by_the_check(tmp_path, capsys):

@@ -13,6 +13,8 @@ import pytest
 import yaml
 from fake_hub import FakeHub, hub_env
 
+from thermal_hf.errors import ThermalDataError
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET = "hf_fakeSecretToken1234567890"
 RECIPE = "# tiny test recipe\nmodel_depth: 18\nnum_frames: 16\nsplit_by: recording\nlearning_rate: 0.001\n"
@@ -129,6 +131,7 @@ def online(monkeypatch):
         hub = FakeHub(**kwargs).__enter__()
         monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
         monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
         started.append(hub)
         return hub
 
@@ -217,18 +220,62 @@ def test_push_of_a_missing_model_folder_names_it(tmp_path, capsys):
     assert f"no model folder at {tmp_path / 'nonexistent'}" in capsys.readouterr().err
 
 
-def test_dataset_push(converted_dataset, online, monkeypatch):
+def test_dataset_push_and_use_by_repo_id(converted_dataset, online, monkeypatch, tmp_path):
+    """What goes up is what `save_to_disk` wrote (not `datasets`' cache files, not this machine's paths); it comes
+    back with `load_dataset` (the card's configs), `load_from_disk`, and as ``--dataset ORG/NAME``."""
+    from datasets import load_dataset
+    from huggingface_hub import constants
+
+    from thermal_hf.data.convert import ensure_converted, load_converted, read_conversion_info
+    from thermal_hf.data.location import resolve_dataset_location
+    from thermal_hf.data.stats import split_class_counts
     from thermal_hf.hub import main
 
+    local = tmp_path / "ds"
+    shutil.copytree(converted_dataset, local)
+    load_converted(local)["train"].map(lambda row: row)  # leaves a cache-*.arrow file in train/
+    assert list((local / "train").glob("cache-*.arrow"))
     hub = online()
     monkeypatch.setenv("HF_TOKEN", SECRET)
-    assert main(["--dataset", str(converted_dataset), "--dataset_repo_id", "org/thermal-data"]) == 0
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
+    assert main(["--dataset", str(local), "--dataset_repo_id", "org/thermal-data"]) == 0
     files = hub.files("org/thermal-data", "dataset")
-    local = {p.relative_to(converted_dataset).as_posix() for p in converted_dataset.rglob("*") if p.is_file()}
-    assert local <= set(files) and "README.md" in files
+    written = {p.relative_to(local).as_posix() for p in local.rglob("*") if p.is_file() and "cache-" not in p.name}
+    assert set(files) == written | {"README.md"}
+    source = read_conversion_info(local)["source"]
+    for name, content in files.items():
+        if name.endswith(".json"):
+            assert source not in content.decode(), name
+    assert json.loads(files["thermal_hf_conversion.json"])["source"] == Path(source).name
     card = files["README.md"].decode()
-    assert "load_from_disk" in card and "org/thermal-data" in card
+    assert "org/thermal-data" in card and "padded_frames" in card
     assert "video-classification" in _front_matter(card)["task_categories"]
+
+    snapshot = resolve_dataset_location("org/thermal-data")
+    assert snapshot != Path("org/thermal-data") and (snapshot / "README.md").is_file()
+    ours, theirs = load_converted(local), load_converted(snapshot)
+    hub_rows = load_dataset(str(snapshot))  # how the Hub's viewer and load_dataset(repo_id) read the card's configs
+    assert set(hub_rows) == set(ours) == set(theirs)
+    for split in ours:
+        assert hub_rows[split].features == ours[split].features == theirs[split].features
+        np.testing.assert_array_equal(hub_rows[split].with_format("numpy")["frames"],
+                                      ours[split].with_format("numpy")["frames"])
+    assert ensure_converted("org/thermal-data", num_frames=16) == snapshot
+    names, counts = split_class_counts("org/thermal-data")
+    assert names == split_class_counts(local)[0] and counts["train"].sum() == ours["train"].num_rows
+    with pytest.raises(ThermalDataError, match="Hub dataset repo 'org/absent' is not available on the Hub"):
+        resolve_dataset_location("org/absent")
+    with pytest.raises(ThermalDataError, match="is not available in the Hugging Face cache"):
+        resolve_dataset_location("org/absent", local_files_only=True)
+
+    # training takes the id; with synthetic_if_missing only from the cache (it never waits on the network)
+    from thermal_hf.configs import DataArguments, ThermalTrainingArguments
+    from thermal_hf.train import resolve_dataset
+
+    training_args = ThermalTrainingArguments(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none")
+    for synthetic in (False, True):
+        data_args = DataArguments(dataset="org/thermal-data", num_frames=16, synthetic_if_missing=synthetic)
+        assert resolve_dataset(data_args, training_args) == snapshot
 
 
 def test_card_from_what_training_writes(tiny_model_dir, tmp_path):

@@ -77,6 +77,19 @@ def test_readme_tour_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("'label'") == 9  # three calls, top 3 each
 
+    library = [block for heading, block in _blocks("python") if heading.startswith("## From Python")]
+    assert len(library) == 1
+    result = subprocess.run(
+        [sys.executable, "-c", library[0]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    from transformers import pipeline
+
+    import thermal_hf  # noqa: F401  registers the pipeline
+    answer = pipeline("video-classification", model=str(tmp_path / "outputs/library"))(
+        str(tmp_path / "data/tour/frames/SY01_R1.h5"), top_k=2)
+    assert len(answer) == 2 and answer[0]["score"] >= answer[1]["score"]
+
 
 @functools.cache
 def _help(module: str) -> str:

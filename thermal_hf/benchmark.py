@@ -660,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
         "docstring of thermal_hf/benchmark.py.",
     )
     parser.add_argument("recipe", help="YAML recipe (as for thermal-hf train)")
-    parser.add_argument("--dataset", help="raw or converted dataset folder (default: the recipe's dataset)")
+    parser.add_argument("--dataset", help="raw or converted dataset folder, or a Hub dataset repo id ORG/NAME (default: the recipe's dataset)")
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS,
                         help="given: the dataset's own split; grouped: the last recording of every group held out; "
                         "leave_one_recording_out: one fold per recording, predictions pooled")

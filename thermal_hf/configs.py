@@ -164,7 +164,9 @@ class DataArguments:
         default=None,
         metadata={
             "help": "A raw dataset folder (frames/ + annotations/, converted once into a cache keyed by the "
-            f"conversion options) or a converted `datasets` folder. The users' folder is {DEFAULT_DATASET}."
+            f"conversion options), a converted `datasets` folder, or a Hub dataset repo id (ORG/NAME) pushed with "
+            f"`thermal-hf push --dataset`. The users' own recordings are the folder {DEFAULT_DATASET}/ of their "
+            "data share."
         },
     )
     synthetic_if_missing: bool = field(

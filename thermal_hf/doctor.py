@@ -27,7 +27,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import RecipeError
+from .errors import RecipeError, ThermalDataError
 
 OK, WARN, FAIL, SKIP = "OK", "WARN", "FAIL", "SKIP"
 
@@ -92,11 +92,20 @@ def check_environment(checklist: Checklist, training_args) -> None:
 def check_data(checklist: Checklist, data_args, training_args):
     """Returns the converted dataset (or None)."""
     from .data.convert import _is_raw_dataset, is_converted_dataset, load_converted
+    from .data.location import is_hub_dataset_id, resolve_dataset_location
 
     if not data_args.dataset:
         checklist.add(FAIL, "data", "recipe key 'dataset' is not set (--dataset PATH)")
         return None
     path = Path(data_args.dataset).expanduser()
+    if not path.exists() and is_hub_dataset_id(data_args.dataset):
+        try:  # a Hub dataset repo: downloaded into the Hugging Face cache (as training would), checked there
+            path = resolve_dataset_location(data_args.dataset, local_files_only=data_args.synthetic_if_missing)
+            checklist.add(OK, "data source", f"{data_args.dataset}: Hub dataset repo, at {path}")
+        except ThermalDataError as err:
+            if not data_args.synthetic_if_missing:
+                checklist.add(FAIL, "data folder", str(err))
+                return None
     if not path.exists() and data_args.synthetic_if_missing:
         # Checking must not write: generating here would leave a synthetic folder behind a typo in the path.
         checklist.add(WARN, "data folder", f"{path} missing: training will generate a synthetic dataset there "
@@ -223,7 +232,9 @@ def check_model(checklist: Checklist, model_args, data_args, training_args, data
         # Built on a copy that writes nowhere: Trainer creates its output_dir, and with push_to_hub its Hub repo.
         args = copy.copy(training_args)
         args.output_dir, args.push_to_hub = str(scratch), False
-        trainer = ThermalTrainer(model=model, args=args, train_dataset=train, data_collator=collate_clips,
+        # eval_dataset: Trainer refuses eval_strategy epoch/steps without one; only its presence is checked here.
+        trainer = ThermalTrainer(model=model, args=args, train_dataset=train, eval_dataset=train,
+                                 data_collator=collate_clips,
                                  sampling=data_args.sampling, mixup_alpha=data_args.mixup_alpha,
                                  cutmix_alpha=data_args.cutmix_alpha)
         trainer.get_train_dataloader()

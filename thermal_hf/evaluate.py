@@ -159,6 +159,7 @@ def evaluate(
         load_converted,
         read_conversion_info,
     )
+    from thermal_hf.data.location import resolve_dataset_location
     from thermal_hf.pipelines import postprocess_probabilities
     from thermal_hf.predict import load_model_and_processor, resolve_device
     from thermal_hf.training.data import ThermalClipDataset
@@ -180,8 +181,9 @@ def evaluate(
     label_names = [model.config.id2label[i] for i in range(num_labels)]
 
     with accelerator.main_process_first():  # a raw folder is converted once, by the main process
-        raw = not is_converted_dataset(Path(dataset_dir).expanduser())
-        dataset_path = ensure_converted(dataset_dir, **training_conversion_options(model_dir, model, processor, raw=raw))
+        local_dir = resolve_dataset_location(dataset_dir)  # a Hub dataset repo id: its downloaded snapshot
+        raw = not is_converted_dataset(local_dir)
+        dataset_path = ensure_converted(local_dir, **training_conversion_options(model_dir, model, processor, raw=raw))
     dsd = load_converted(dataset_path)
     if split not in dsd:
         raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")
@@ -493,7 +495,7 @@ def training_eval_recordings(model_dir) -> list[str] | None:
 def build_parser() -> argparse.ArgumentParser:
     p = CommandParser(prog="thermal-hf evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, help="model folder, Trainer checkpoint or Hub id")
-    p.add_argument("--dataset", required=True, help="converted dataset folder (or a raw dataset folder)")
+    p.add_argument("--dataset", required=True, help="converted or raw dataset folder, or a Hub dataset repo id ORG/NAME")
     p.add_argument("--split", default="validation", help="split to evaluate (default: validation)")
     p.add_argument("--output_dir", required=True, type=Path, help="where the four result files go")
     p.add_argument("--batch_size", type=int, default=16, help="clips per forward pass and process (default 16)")

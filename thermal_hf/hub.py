@@ -14,8 +14,9 @@ never reported as a success):
   ``report.md``, ``confusion_matrix.png``, ``eval_report.json``, ``recipe.yaml``, ``class_distribution.json``) and
   ``README.md`` rendered from the ``model_card.md`` template. Trainer state (optimizer, scheduler, RNG, ``training_args.bin``) is not pushed.
 - dataset repo: the converted ``DatasetDict`` exactly as ``save_to_disk`` wrote it (bit-exact Array3D frames),
-  ``thermal_hf_conversion.json`` and a dataset card. Load it back with
-  ``load_from_disk(snapshot_download(repo_id, repo_type="dataset"))``.
+  ``thermal_hf_conversion.json`` (the local source folder named, not its path) and a dataset card whose
+  ``configs`` point `load_dataset(repo_id)` at the Arrow files; ``load_from_disk(snapshot_download(repo_id,
+  repo_type="dataset"))`` gives the folder back, and thermal-hf commands take ``--dataset ORG/NAME``.
 
 The model card is rendered from real results only. The metrics and per-class tables come from ``metrics.json``
 (written by ``thermal-hf evaluate``; looked up in the model folder, or passed), else from training's
@@ -45,6 +46,7 @@ from typing import Any
 import yaml
 
 from thermal_hf.cli_parser import CommandParser
+from thermal_hf.data.convert import CONVERSION_FILE
 from thermal_hf.errors import ThermalDataError
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "model_card.md"
@@ -546,9 +548,12 @@ def render_dataset_card(dataset_dir: str | Path, repo_id: str) -> str:
     report = _read_json(report_path) if report_path.is_file() else {}
     counts = report.get("class_counts") or {}
     names = list(report.get("class_names") or [])
-    splits = [p.name for p in sorted(dataset_dir.iterdir()) if (p / "state.json").is_file()]
+    splits = _dataset_splits(dataset_dir)
     meta = {"pretty_name": repo_id.split("/")[-1], "task_categories": ["video-classification"],
-            "tags": ["thermal-hf", "thermal", "action-recognition", "low-resolution"], "license": "other"}
+            "tags": ["thermal-hf", "thermal", "action-recognition", "low-resolution"], "license": "other",
+            # `load_dataset(repo_id)` reads the splits' Arrow files (features included), not the JSON records
+            "configs": [{"config_name": "default",
+                         "data_files": [{"split": split, "path": f"{split}/data-*.arrow"} for split in splits]}]}
     table = _class_distribution_section({s: counts[s] for s in counts}, names) if counts else "Not recorded."
     options = report.get("options") or {}
     return f"""---
@@ -559,10 +564,20 @@ def render_dataset_card(dataset_dir: str | Path, repo_id: str) -> str:
 
 Windows of low-resolution (40 x 60) ceiling-mounted thermal sensor video in degrees Celsius around annotated
 keyframes, converted with `thermal-hf convert` into a `datasets.DatasetDict` (splits: {", ".join(splits) or "n/a"}).
-Each row holds `frames` (Array3D float32, bit-exact from the recording), `timestamps`, `label`, `bbox`, and the ids
-`recording`, `sensor_id`, `image_id`, `object_id`, `keyframe_index`.
+Each row holds `frames` (Array3D float32, bit-exact from the recording), `timestamps`, `label`, `bbox`, the ids
+`recording`, `sensor_id`, `image_id`, `object_id`, `keyframe_index`, and `padded_frames` (frames repeated at a
+recording's start or end to fill the window) and `invalid_fraction` (share of invalid pixels, repaired at training).
 
 ## Load
+
+```python
+from datasets import load_dataset
+
+ds = load_dataset("{repo_id}")
+```
+
+thermal-hf reads it by its id too (`--dataset {repo_id}` in a recipe, `thermal-hf evaluate`, `thermal-hf benchmark`),
+or as the folder `save_to_disk` wrote:
 
 ```python
 from datasets import load_from_disk
@@ -678,6 +693,44 @@ def push_model(
     return _commit(repo_id, files, repo_type="model", private=private, token=token, commit_message=commit_message)
 
 
+def _dataset_splits(dataset_dir: Path) -> list[str]:
+    record = dataset_dir / "dataset_dict.json"
+    splits = (_read_json(record) or {}).get("splits") if record.is_file() else None
+    if not isinstance(splits, list) or not all(isinstance(split, str) for split in splits):
+        raise ThermalDataError(f"{record}: expected {{\"splits\": [names]}} as `save_to_disk` writes it")
+    return splits
+
+
+def _public_record(path: Path, dataset_dir: Path) -> bytes:
+    """A JSON record as it is uploaded: the local source folder is named, not given as this machine's path."""
+    text = path.read_text()
+    source = (_read_json(dataset_dir / CONVERSION_FILE) or {}).get("source")
+    if source and Path(str(source)).name:
+        for spelling in {str(source), json.dumps(str(source))[1:-1]}:  # as written, and as escaped inside a string
+            text = text.replace(spelling, Path(str(source)).name)
+    return text.encode()
+
+
+def _dataset_files(dataset_dir: Path) -> dict[str, Path | bytes]:
+    """What `save_to_disk` wrote (each split's Arrow files as its state.json lists them) and the conversion
+    record; never `datasets`' cache-*.arrow files left by a map() or filter() on the loaded dataset."""
+    files: dict[str, Path | bytes] = {"dataset_dict.json": dataset_dir / "dataset_dict.json"}
+    for split in _dataset_splits(dataset_dir):
+        state_path = dataset_dir / split / "state.json"
+        if not state_path.is_file():
+            raise ThermalDataError(f"{dataset_dir}: split '{split}' has no {split}/state.json; convert it again")
+        names = [entry.get("filename") for entry in (_read_json(state_path) or {}).get("_data_files") or []]
+        absent = [name for name in names if not name or not (dataset_dir / split / name).is_file()]
+        if absent or not names:
+            raise ThermalDataError(f"{state_path}: lists Arrow files that are not in {dataset_dir / split} "
+                                   f"({absent or 'none listed'}); convert it again")
+        files[f"{split}/state.json"] = state_path
+        files[f"{split}/dataset_info.json"] = _public_record(dataset_dir / split / "dataset_info.json", dataset_dir)
+        files.update({f"{split}/{name}": dataset_dir / split / name for name in names})
+    files[CONVERSION_FILE] = _public_record(dataset_dir / CONVERSION_FILE, dataset_dir)
+    return files
+
+
 def push_dataset(
     dataset_dir: str | Path,
     repo_id: str,
@@ -693,10 +746,7 @@ def push_dataset(
         raise ThermalDataError(
             f"{dataset_dir}: not a converted dataset (no dataset_dict.json); run `thermal-hf convert` first"
         )
-    files: dict[str, Path | bytes] = {
-        p.relative_to(dataset_dir).as_posix(): p for p in sorted(dataset_dir.rglob("*"))
-        if p.is_file() and p.name != "README.md" and not p.name.startswith(".")
-    }
+    files = _dataset_files(dataset_dir)
     files["README.md"] = (card if card is not None else render_dataset_card(dataset_dir, repo_id)).encode()
     return _commit(repo_id, files, repo_type="dataset", private=private, token=token, commit_message=commit_message)
 

@@ -61,12 +61,22 @@ def setup_logging(training_args) -> None:
 def resolve_dataset(data_args, training_args) -> Path:
     """The converted dataset folder for ``data_args.dataset`` (generating / converting it first if needed)."""
     from .data.convert import CONVERSION_FILE, ensure_converted, is_converted_dataset, read_conversion_info
+    from .data.location import is_hub_dataset_id, resolve_dataset_location
 
     if not data_args.dataset:
         raise RecipeError("recipe key 'dataset' is not set: give a raw or converted dataset folder (--dataset PATH)")
     path = Path(data_args.dataset).expanduser()
-    # The first process prepares (generates / converts); the others wait, then find it ready.
+    # The first process prepares (downloads / generates / converts); the others wait, then find it ready.
     with training_args.main_process_first(local=False, desc="dataset preparation"):
+        if not path.exists() and is_hub_dataset_id(data_args.dataset):
+            # ORG/NAME: a Hub dataset repo. With synthetic_if_missing only one already in the cache is taken, so
+            # the demo's data/synthetic never waits on the network; the warning below names the other meaning.
+            try:
+                path = resolve_dataset_location(data_args.dataset, local_files_only=data_args.synthetic_if_missing)
+                logger.info(f"dataset {data_args.dataset}: the Hub dataset repo, at {path}")
+            except ThermalDataError:
+                if not data_args.synthetic_if_missing:
+                    raise
         if not path.exists():
             if not data_args.synthetic_if_missing:
                 raise ThermalDataError(
@@ -76,8 +86,10 @@ def resolve_dataset(data_args, training_args) -> Path:
             if training_args.process_index == 0:
                 from .data.synthetic import generate_dataset
 
+                hub = (f"; for the Hub dataset repo {data_args.dataset} set --synthetic_if_missing false"
+                       if is_hub_dataset_id(data_args.dataset) else "")
                 logger.warning(f"{path} not found: generating a synthetic dataset there and training on it "
-                               "(the recipe's synthetic_if_missing: true)")
+                               f"(the recipe's synthetic_if_missing: true{hub})")
                 generate_dataset(path, recordings=data_args.synthetic_recordings, seed=data_args.split_seed)
         options = data_args.conversion_options()
         if not is_converted_dataset(path):

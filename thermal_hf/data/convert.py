@@ -134,6 +134,14 @@ def read_conversion_info(path: str | Path) -> dict[str, Any]:
     """The ``thermal_hf_conversion.json`` of a converted dataset (source, options, class names and counts)."""
     path = Path(path)
     if not is_converted_dataset(path):
+        if not path.exists():
+            raise ThermalDataError(f"{path}: folder not found (expected a converted thermal-hf dataset)")
+        if is_converted_dataset(path.parent):
+            raise ThermalDataError(f"{path} is one split of the converted dataset {path.parent}: load that folder and "
+                                   f"take its split (load_converted({str(path.parent)!r})[{path.name!r}])")
+        if _is_raw_dataset(path):
+            raise ThermalDataError(f"{path} is a raw dataset (frames/, annotations/): convert it first (`thermal-hf "
+                                   f"convert {path} OUTPUT_DIR`, or ensure_converted({str(path)!r}))")
         raise ThermalDataError(f"{path}: not a converted thermal-hf dataset (expected dataset_dict.json and "
                                f"{CONVERSION_FILE}; create it with `thermal-hf convert RAW_DIR {path}`)")
     return json.loads((path / CONVERSION_FILE).read_text())
@@ -184,16 +192,30 @@ class ClipReader:
         # rows of a select()/shuffle()d dataset are reached through its indices mapping
         indices = getattr(dataset, "_indices", None)
         self._rows = None if indices is None else np.asarray(indices.column(0).to_numpy(), dtype=np.int64)
-        # One zero-copy (rows, T, H, W) view per Arrow chunk, made once: slicing the column per row rebuilt the
-        # Array3D extension type each time (~0.2 ms a row, as long as a 16-frame clip's whole augmentation).
-        self._chunks, starts = [], [0]
-        for chunk in dataset.data.table.column("frames").chunks:
-            self._chunks.append(_chunk_frames(chunk, self.shape))
-            starts.append(starts[-1] + len(chunk))
-        self._chunk_starts = np.asarray(starts, dtype=np.int64)
+        self._chunks, self._chunk_starts = self._frame_chunks()
         small = [c for c in dataset.column_names if c != "frames"]
         table = dataset.select_columns(small).with_format("numpy")[:] if small else {}
         self.columns = {c: np.asarray(table[c]) for c in small}
+
+    def _frame_chunks(self) -> tuple[list[np.ndarray], np.ndarray]:
+        # One zero-copy (rows, T, H, W) view per Arrow chunk, made once: slicing the column per row rebuilt the
+        # Array3D extension type each time (~0.2 ms a row, as long as a 16-frame clip's whole augmentation).
+        chunks, starts = [], [0]
+        for chunk in self.dataset.data.table.column("frames").chunks:
+            chunks.append(_chunk_frames(chunk, self.shape))
+            starts.append(starts[-1] + len(chunk))
+        return chunks, np.asarray(starts, dtype=np.int64)
+
+    def __getstate__(self) -> dict:
+        # Pickled (DataLoader workers under spawn / forkserver, multiprocessing): the views would be pickled as
+        # copies of every frame; the dataset pickles as a reference to its memory-mapped files instead.
+        state = dict(self.__dict__)
+        state["_chunks"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._chunks, self._chunk_starts = self._frame_chunks()
 
     def __len__(self) -> int:
         return self.dataset.num_rows
@@ -500,12 +522,15 @@ def default_cache_dir() -> Path:
 def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = None, **options) -> Path:
     """Path of a converted dataset for ``path_or_raw``.
 
-    A converted folder is returned as is (a warning is given if ``options`` differ from how it was made);
+    A converted folder is returned as is (a warning is given if ``options`` differ from how it was made), a Hub
+    dataset repo id (``ORG/NAME``, see `thermal_hf.data.location`) as its downloaded snapshot;
     a raw folder is converted once into ``cache_dir`` (default ``$THERMAL_HF_CACHE/converted`` or
     ``~/.cache/thermal_hf/converted``) under a key of the source path, options and source file sizes/mtimes,
     and reused afterwards.
     """
-    path = Path(path_or_raw).expanduser()
+    from .location import resolve_dataset_location
+
+    path = resolve_dataset_location(path_or_raw)  # a Hub dataset repo id: its downloaded snapshot
     if is_converted_dataset(path):
         recorded = read_conversion_info(path).get("options", {})
         # An option a folder does not record was made with its default (frame_rate came later: absent = None).

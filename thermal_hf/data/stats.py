@@ -25,8 +25,9 @@ def split_class_counts(dataset_dir: str | Path, target: str | None = None) -> tu
     default ``person``). A raw folder's samples that `thermal-hf convert` would refuse are left out, with a warning
     naming them."""
     from .convert import SPLITS, _is_raw_dataset, is_converted_dataset, load_converted, read_conversion_info
+    from .location import resolve_dataset_location
 
-    path = Path(dataset_dir).expanduser()
+    path = resolve_dataset_location(dataset_dir)
     if is_converted_dataset(path):
         made_with = read_conversion_info(path).get("options", {}).get("target")
         if target is not None and target != made_with:
@@ -75,7 +76,7 @@ def format_stats(names: list[str], counts: dict[str, np.ndarray], weights: np.nd
 
 def build_parser() -> argparse.ArgumentParser:
     p = CommandParser(prog="thermal-hf stats", description=__doc__.split("\n\n")[0])
-    p.add_argument("dataset_dir", metavar="DATASET_DIR", help="converted dataset (or a raw dataset folder)")
+    p.add_argument("dataset_dir", metavar="DATASET_DIR", help="converted or raw dataset folder, or a Hub dataset repo id ORG/NAME")
     p.add_argument("--weighting", choices=WEIGHTINGS, default="inverse_frequency",
                    help="inverse_frequency: N/(K*n_c) over present classes (default); inverse_sqrt_frequency: "
                         "proportional to 1/sqrt(n_c); effective_number: Cui et al. 2019 (--beta); none: all ones. "

@@ -18,6 +18,7 @@ are `forward` arguments), so a recipe may set it either way.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -48,6 +49,7 @@ class ThermalClipDataset(Dataset):
     """
 
     def __init__(self, split, processor, augmentation=None, train: bool = False, seed: int = 0):
+        _check_split(split, processor)
         self.split = split
         self.processor = processor
         self.augmentation = augmentation if (train and augmentation is not None and augmentation.enabled) else None
@@ -132,6 +134,33 @@ class ThermalClipDataset(Dataset):
             frames, _ = augment(frames, None, self.augmentation, self._augmentation_generator())
         pixel_values = np.ascontiguousarray(self.processor.normalize(frames), dtype=np.float32)
         return {"pixel_values": torch.from_numpy(pixel_values), "labels": int(self._labels[index])}
+
+
+def _check_split(split, processor) -> None:
+    """Refuse what would otherwise fail on the first item or train on the wrong clips without a word."""
+    from datasets import Dataset as HFDataset
+    from datasets import DatasetDict
+
+    if isinstance(split, DatasetDict):
+        raise TypeError(f"ThermalClipDataset takes one split, e.g. dataset['train']; got a DatasetDict with splits "
+                        f"{', '.join(split)}")
+    if not isinstance(split, HFDataset):
+        raise TypeError(f"ThermalClipDataset takes a datasets.Dataset made by thermal_hf.data.convert; got "
+                        f"{type(split).__name__}")
+    missing = [c for c in ("frames", "label") if c not in split.column_names]
+    if missing:
+        raise ValueError(f"ThermalClipDataset: the split has no column {' or '.join(repr(c) for c in missing)} "
+                         f"(columns: {', '.join(split.column_names)}); it takes a split made by `thermal-hf convert` "
+                         "(thermal_hf.data.convert.load_converted)")
+    if split.format.get("type") == "custom":
+        warnings.warn("ThermalClipDataset reads the frames straight from the Arrow files: the split's set_transform / "
+                      "with_transform is not applied (the processor and the augmentation config are)", stacklevel=3)
+    window = int(split.features["frames"].shape[0])
+    wanted = int(processor.num_frames)
+    if wanted > window:  # fit_length would edge-pad every clip with copies of its first and last frames
+        raise ValueError(f"the processor gives num_frames={wanted} but the split's windows hold {window} frames: "
+                         f"every clip would be padded with repeated frames. Set processor.num_frames = {window} (and "
+                         f"the model config's num_frames), or convert the recordings with --num_frames {wanted}")
 
 
 def collate_clips(batch: list[dict]) -> dict[str, torch.Tensor]:

@@ -42,6 +42,8 @@ Warm-up (`create_scheduler`)
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 import math
 import os
@@ -52,7 +54,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Sampler
-from transformers import Trainer
+from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
 from .callbacks import StopOnNonFinite, build_callbacks, non_finite_parameter
@@ -165,6 +167,29 @@ class ClassBalancedSampler(Sampler[int]):
 # ---------------------------------------------------------------------------------------------------------------
 # Trainer
 # ---------------------------------------------------------------------------------------------------------------
+def thermal_training_arguments(args: TrainingArguments | None):
+    """``args`` as `ThermalTrainingArguments`: returned as is when it is one, else its `TrainingArguments` values
+    with the thermal keys at their defaults (``None``: Trainer's default ``output_dir="tmp_trainer"``)."""
+    from thermal_hf.configs import ThermalTrainingArguments
+
+    if isinstance(args, ThermalTrainingArguments):
+        return args
+    if args is None:
+        return ThermalTrainingArguments(output_dir="tmp_trainer")
+    if not isinstance(args, TrainingArguments):
+        raise TypeError(f"ThermalTrainer: args must be TrainingArguments or ThermalTrainingArguments; got "
+                        f"{type(args).__name__}")
+    values = {}
+    for f in dataclasses.fields(args):
+        if f.init:
+            value = getattr(args, f.name)
+            if isinstance(value, list) and value and isinstance(value[0], enum.Enum):
+                value = [v.value for v in value]
+            values[f.name] = value.value if isinstance(value, enum.Enum) else value
+    logger.info("ThermalTrainer: TrainingArguments taken as ThermalTrainingArguments (thermal keys at their defaults)")
+    return ThermalTrainingArguments(**values)
+
+
 class ThermalTrainer(Trainer):
     """`Trainer` for thermal clips; see the module docstring for what each override does.
 
@@ -189,7 +214,15 @@ class ThermalTrainer(Trainer):
         cutmix_alpha: float = 0.0,
         **kwargs,
     ):
+        # The loss, optimiser and callbacks read thermal keys (loss, focal_gamma, backbone_lr_multiplier, ...):
+        # plain `TrainingArguments` (or none, Trainer's default) become `ThermalTrainingArguments` with those
+        # keys at their defaults, as TRL's trainers do with their configs.
+        if len(args) > 1:
+            args = (args[0], thermal_training_arguments(args[1]), *args[2:])
+        else:
+            kwargs["args"] = thermal_training_arguments(kwargs.get("args"))
         super().__init__(*args, **kwargs)
+        self._check_num_frames()
         self.add_callback(StopOnNonFinite(lambda: bool(getattr(self.accelerator, "optimizer_step_was_skipped", False))))
         for callback in build_callbacks(self.args):
             self.add_callback(callback)
@@ -206,6 +239,15 @@ class ThermalTrainer(Trainer):
         self.logit_offsets = self._logit_offsets_from_dataset()
         if self.class_weights is not None:
             logger.info(f"class weights ({self.args.class_weighting}): {self.class_weights.tolist()}")
+
+    def _check_num_frames(self) -> None:
+        # The model takes any clip length, so a processor saved beside it with another num_frames would make the
+        # pipeline feed it clips of a length it never trained on, without an error.
+        processor_frames = getattr(self.processing_class, "num_frames", None)
+        model_frames = getattr(getattr(self.model, "config", None), "num_frames", None)
+        if processor_frames is not None and model_frames is not None and processor_frames != model_frames:
+            logger.warning(f"the processor gives num_frames={processor_frames} but the model config has "
+                           f"num_frames={model_frames}; both are saved together, set them to the training clips' length")
 
     @property
     def num_labels(self) -> int:

@@ -95,6 +95,31 @@ def window_position(name: str, value: Any) -> int:
         raise TypeError(f"{name} must be an integer frame index, got {value!r}") from None
 
 
+def whole_number(name: str, value: Any) -> int:
+    """A count (``num_frames``, ``person_crop_size``) given as an integer or an integral float, never truncated."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        if isinstance(value, (float, np.floating)) and float(value).is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            return int(value)
+        raise TypeError(f"{name} must be a whole number, got {value!r}") from None
+
+
+def _nested_list(value: Any) -> Any:
+    """A nested Python list of numbers (a frame or a clip) as an array; anything else (a path, an array) as is."""
+    if not isinstance(value, (list, tuple)):
+        return value
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):  # ragged, or holding paths: reported by the caller
+        return value
+    return array
+
+
 def _as_numpy(tensor: torch.Tensor) -> np.ndarray:
     """A tensor's values as numpy; dtypes numpy lacks (bfloat16, float8) become float32."""
     tensor = tensor.detach().cpu()
@@ -204,7 +229,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         if unused:
             logger.warning(f"ThermalVideoProcessor ignores unknown arguments {sorted(unused)}")
         super().__init__()
-        self.num_frames = int(num_frames)
+        self.num_frames = whole_number("num_frames", num_frames)
         self.invalid_floor = float(invalid_floor)
         self.temperature_reference = str(temperature_reference)
         if self.temperature_reference not in transforms.TEMPERATURE_REFERENCES:
@@ -220,7 +245,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         self.frame_rate = None if frame_rate is None else float(frame_rate)
         if self.frame_rate is not None and not self.frame_rate > 0:
             raise ValueError(f"frame_rate must be > 0 frames per second (or None), got {frame_rate}")
-        self.person_crop_size = None if person_crop_size is None else int(person_crop_size)
+        self.person_crop_size = None if person_crop_size is None else whole_number("person_crop_size", person_crop_size)
         if self.person_crop_size is not None and self.person_crop_size < 1:
             raise ValueError(f"person_crop_size must be a positive number of pixels (or None), got {person_crop_size}")
         self.person_threshold = float(person_threshold)
@@ -424,7 +449,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         if isinstance(videos, (list, tuple)):
             if not videos:
                 raise ValueError("no video given")
-            items = [_as_numpy(v) if isinstance(v, torch.Tensor) else v for v in videos]
+            items = [_as_numpy(v) if isinstance(v, torch.Tensor) else _nested_list(v) for v in videos]
             if all(isinstance(v, np.ndarray) and v.ndim == 2 for v in items):
                 return [np.stack(items)]  # a list of frames is one clip
             clips = []
@@ -432,6 +457,9 @@ class ThermalVideoProcessor(BaseVideoProcessor):
                 if isinstance(item, (str, os.PathLike)):
                     clips.append(self.read_recording(item, num_frames, do_sample_frames=do_sample_frames, **per_video(i)))
                     continue
+                if any(value is not None for value in per_video(i).values()):
+                    raise ValueError(f"video {i} of the list is an array: start_frame / keyframe_index apply to "
+                                     f"recording paths only (give None at position {i})")
                 item = np.asarray(item)
                 check_clip_layout(item, f"video {i} of the list")
                 if item.ndim != 3:
@@ -465,10 +493,18 @@ class ThermalVideoProcessor(BaseVideoProcessor):
         if kwargs:
             # The stock pipeline and processors may pass settings that do not apply to thermal clips.
             logger.warning_once(f"ThermalVideoProcessor ignores arguments {sorted(kwargs)}")
-        num_frames = self.num_frames if num_frames is None else int(num_frames)
+        num_frames = self.num_frames if num_frames is None else whole_number("num_frames", num_frames)
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
         # The stock pipeline always passes do_sample_frames=True with its one input (the warning below).
         from_stock_pipeline = do_sample_frames is True
         do_sample_frames = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
+
+        count = len(videos) if isinstance(videos, (list, tuple)) else 1
+        for name, value in (("start_frame", start_frame), ("keyframe_index", keyframe_index)):
+            if isinstance(value, (list, tuple, np.ndarray)) and len(value) != count:
+                raise ValueError(f"{name} has {len(value)} value(s) for {count} video(s): give one per video "
+                                 "(None for an array), or a single value for all")
 
         def per_video(i: int) -> dict[str, Any]:
             def pick(value):
