@@ -101,3 +101,12 @@ def test_load_converted_says_what_the_folder_is(converted_dataset, synthetic_roo
         load_converted(converted_dataset / "train")
     with pytest.raises(ThermalDataError, match="is a raw dataset .*convert it first"):
         load_converted(synthetic_root)
+
+
+def test_persistent_workers_without_workers_are_switched_off(tmp_path):
+    args = ThermalTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none",
+                                    dataloader_persistent_workers=True, dataloader_num_workers=0)
+    assert args.dataloader_persistent_workers is False
+    kept = ThermalTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none",
+                                    dataloader_persistent_workers=True, dataloader_num_workers=2)
+    assert kept.dataloader_persistent_workers is True

@@ -428,6 +428,11 @@ class ThermalTrainingArguments(TrainingArguments):
                     "%s processes launched on a machine without an accelerator: use_cpu set to true, so they train "
                     "one model together (gloo)", os.environ["WORLD_SIZE"])
             self.use_cpu = True
+        if self.dataloader_persistent_workers and self.dataloader_num_workers == 0:
+            # slowfast.yaml keeps its workers; `--dataloader_num_workers 0` alone must not end in torch's traceback
+            logger.warning("dataloader_persistent_workers: true has no workers to keep with dataloader_num_workers 0; "
+                           "set to false")
+            self.dataloader_persistent_workers = False
         _check_choice("class_weighting", self.class_weighting, CLASS_WEIGHTINGS)
         if self.metric_for_best_model is not None:  # else a typo fails after the first evaluation, epochs in
             from .training.metrics import COARSE_SCALAR_KEYS, SCALAR_KEYS
