@@ -39,7 +39,7 @@ from thermal_hf.train import load_data
 from thermal_hf.training.metrics import compute_classification_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from exp_common import WHOLE_ROOM  # noqa: E402  the keyframe clips of the whole room these probes measured
+from exp_common import WHOLE_ROOM, benchmark_runs  # noqa: E402  the whole room's keyframe clips these probes measured
 
 BLOB_THRESHOLD = 1.5  # C above the reference: a person's skin/clothes read 2-8 C above these floors
 
@@ -198,10 +198,8 @@ def main() -> None:
                     "--eval_recordings", *fold.test_recordings])
     data = load_data(parsed.data_args, parsed.training_args)
     if args.runs is not None:
-        run_dirs = sorted(args.runs.glob("*/seed*"))
-        if not run_dirs:
-            parser.error(f"--runs {args.runs}: no FOLD/seedN run folders (run `thermal-hf benchmark "
-                         f"{args.recipe} --protocol grouped` first; it writes outputs/benchmark/<recipe>/grouped)")
+        # the runs its results.json lists (a finished grouped benchmark), not every seed* folder left there
+        run_dirs = [run for runs in benchmark_runs(args.runs).values() for run in runs]
         print(f"feature probe ({args.runs}):")
         for run_dir in run_dirs:
             feature_probe(run_dir, data)

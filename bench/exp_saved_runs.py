@@ -3,7 +3,7 @@
     .venv/bin/python bench/exp_saved_runs.py BENCH_DIR [--retrain-classifier] [--passes 3] [--adapt-batch-norm]
         [--detected-people]
 
-BENCH_DIR is a benchmark output folder (`FOLD/seedN/` runs, any protocol, e.g. `outputs/benchmark/thermal_native/
+BENCH_DIR is a finished benchmark output folder (the `FOLD/seedN/` runs its `results.json` lists, any protocol, e.g. `outputs/benchmark/thermal_native/
 grouped`); each run is re-read with its own `recipe.yaml` and its fold's test recordings, scored as the benchmark
 scores it (people voted into keyframes when the recipe says so) and pooled over the folds per seed:
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import sys
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,9 @@ from thermal_hf.training.classifier_retraining import fit_balanced_layer, last_l
 from thermal_hf.training.data import ThermalClipDataset, collate_clips
 from thermal_hf.training.keyframe_vote import keyframe_groups, vote
 from thermal_hf.training.metrics import compute_classification_metrics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from exp_common import benchmark_runs  # noqa: E402  the runs a finished benchmark lists
 
 
 def features_and_logits(model, processor, split, augmentation=None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -160,13 +164,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--detected-people", action="store_true",
                         help="also answer each keyframe from the blobs the sensor finds (no annotations)")
     args = parser.parse_args(argv)
-    folds = sorted(path for path in args.runs.iterdir() if path.is_dir() and any(path.glob("seed*/recipe.yaml")))
-    if not folds:
-        parser.error(f"{args.runs}: no FOLD/seedN/recipe.yaml runs (the output folder of `thermal-hf benchmark`)")
+    listed = benchmark_runs(args.runs)  # the runs its results.json pooled, not every seed* folder left there
     torch.set_num_threads(2)
     pooled: dict[tuple[str, str], list] = {}
-    for fold in folds:
-        runs = sorted(fold.glob("seed*"))
+    for fold_name, runs in listed.items():
+        fold = args.runs / fold_name
         # The split the benchmark trained the fold on (thermal_hf.benchmark: the "given" fold keeps the annotation
         # files' own train / val split; any other fold holds out the recordings its name joins with "+").
         held_out = [] if fold.name == "given" else ["--eval_recordings", *fold.name.split("+")]
@@ -216,7 +218,7 @@ def main(argv: list[str] | None = None) -> None:
                 pooled.setdefault(("every blob found, voted", run.name), []).append((voted, keyframe_labels))
             print(f"  {fold.name}/{run.name} done", flush=True)
     names = data.label_names
-    print(f"{args.runs}: mean class accuracy / top-1 (%), pooled over {len(folds)} fold(s), per seed")
+    print(f"{args.runs}: mean class accuracy / top-1 (%), pooled over {len(listed)} fold(s), per seed")
     for (variant, seed), parts in sorted(pooled.items()):
         scores, labels = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         metrics = compute_classification_metrics(scores, labels, len(names), names)

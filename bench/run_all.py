@@ -16,7 +16,14 @@ BENCH_DIR = Path(__file__).resolve().parent
 REAL_DATA = Path(os.environ.get("THERMAL_REAL_DATA", BENCH_DIR.parent.parent / "shared" / "datasets" / "thermal_action_v1"))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=f"Runs, in turn: {', '.join(p.name for p in sorted(BENCH_DIR.glob('bench_*.py')))}; each with "
+        f"--real-data {REAL_DATA} when that folder exists. Takes no options of its own: run a script alone for its.",
+    ).parse_args(argv)
     scripts = sorted(BENCH_DIR.glob("bench_*.py"))
     failed = []
     for script in scripts:

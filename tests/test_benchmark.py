@@ -233,6 +233,18 @@ def test_grouped_seeds_reuse_and_reproducibility(small_dataset, tmp_path, capsys
         moved = _bench(small_dataset, Path("grouped"), "grouped", "--seeds", "1")
     assert moved["runs"][0]["reused"] is True, capsys.readouterr().out
 
+    # a rerun killed outright (kill -9) left the finished run set aside beside a half-made one: the finished run is
+    # given back and reused, not trained again
+    run0 = Path(first["runs"][0]["output_dir"])
+    run0.rename(run0.with_name(".seed0.previous"))
+    run0.mkdir()
+    (run0 / "trainer_state.json").write_text("{}")
+    capsys.readouterr()
+    killed = _bench(small_dataset, out, "grouped", "--seeds", "1")
+    printed = capsys.readouterr().out
+    assert killed["runs"][0]["reused"] is True and "given back" in printed, printed
+    assert not run0.with_name(".seed0.previous").exists() and _predictions(killed["runs"][0])["logits"] == seed0_logits
+
     # --overwrite retrains: the same seed gives the same logits and metrics
     rerun = _bench(small_dataset, out, "grouped", "--seeds", "1", "--overwrite")
     assert rerun["runs"][0]["reused"] is False
@@ -264,6 +276,25 @@ def test_a_run_made_on_other_data_is_trained_again(small_dataset, tmp_path, caps
     results = json.loads((tmp_path / "b" / "results.json").read_text())
     assert results["runs"][0]["reused"] is False
     assert set(_predictions(results["runs"][0])["labels"]) == {1}
+
+
+@pytest.mark.slow
+def test_counts_are_named_after_the_converted_folders_rows(small_dataset, tmp_path, capsys):
+    """A converted folder is used as made: keyframe rows are counted as clips, whatever the recipe's target."""
+    from thermal_hf.data.convert import convert_dataset
+
+    raw, cache = small_dataset
+    converted = tmp_path / "keyframes"
+    convert_dataset(raw, converted, target="keyframe", num_frames=8, show_progress=False)
+    out = tmp_path / "b"
+    argv = [str(TINY), "--dataset", str(converted), "--protocol", "grouped", "--output", str(out), "--seeds", "1",
+            *_extras(cache)]
+    with pytest.warns(UserWarning, match="already converted with different options"):
+        assert main(argv) == 0  # the tiny recipe says target: person
+    (fold,) = json.loads((out / "results.json").read_text())["folds"]
+    assert (fold["train_unit"], fold["test_unit"]) == ("clips", "clips")
+    assert f"({fold['train_samples']} clips)" in (out / "results.md").read_text()
+    assert "people" not in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -389,6 +420,9 @@ def test_cli_errors_exit_2_naming_the_problem(small_dataset, tmp_path, capsys):
          "an existing file; give a folder"),
         ([str(held_out_recipe), "--protocol", "given", "--dataset", str(raw), "--output", str(tmp_path / "o"),
           *_extras(cache)], "recipe key 'eval_recordings' is set in"),
+        # the report counts every fold's training clips: a cut training split would be reported as the whole
+        ([str(TINY), "--protocol", "grouped", "--dataset", str(raw), "--output", str(tmp_path / "o"), *_extras(cache),
+          "--max_train_samples", "3"], "recipe key 'max_train_samples' is set: a benchmark trains every fold"),
     ]
     for argv, message in cases:
         assert main(argv) == 2, argv

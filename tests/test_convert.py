@@ -136,7 +136,7 @@ def test_split_by_recording(raw, tmp_path):
     assert again.split_recordings == report.split_recordings  # deterministic for a seed
     # a tiny or huge fraction still leaves at least one recording on each side
     for frac in (0.01, 0.99):
-        r = convert_dataset(raw, tmp_path / "c", num_frames=2, split_by="recording", val_fraction=frac)
+        r = convert_dataset(raw, tmp_path / f"c{frac}", num_frames=2, split_by="recording", val_fraction=frac)
         assert len(r.split_recordings["train"]) >= 1 and len(r.split_recordings["validation"]) >= 1
 
 
@@ -171,7 +171,7 @@ def test_failed_conversion_keeps_existing_dataset(raw, tmp_path, monkeypatch):
     bad = write_raw_dataset(tmp_path / "bad")
     (bad / "frames" / "R2.h5").write_bytes(b"garbage")
     with pytest.raises(ThermalDataError):
-        convert_dataset(bad, out, num_frames=4)
+        convert_dataset(bad, out, num_frames=4, overwrite=True)
     assert _snapshot(out) == before
     # 2. failure half-way through writing (e.g. disk full, Ctrl-C)
     calls = {"n": 0}
@@ -185,12 +185,12 @@ def test_failed_conversion_keeps_existing_dataset(raw, tmp_path, monkeypatch):
 
     monkeypatch.setattr(convert_module, "window_indices", flaky)
     with pytest.raises(KeyboardInterrupt):
-        convert_dataset(raw, out, num_frames=4)
+        convert_dataset(raw, out, num_frames=4, overwrite=True)
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "ds"]  # temp folder cleaned up
     monkeypatch.undo()
     # 3. a successful conversion replaces it
-    convert_dataset(raw, out, num_frames=4)
+    convert_dataset(raw, out, num_frames=4, overwrite=True)
     assert read_conversion_info(out)["options"]["num_frames"] == 4
 
 
@@ -247,6 +247,24 @@ def test_refuses_to_replace_foreign_folder(raw, tmp_path):
     convert_dataset(raw, empty, num_frames=2)  # an empty folder is fine
     with pytest.raises(ThermalDataError, match="overlaps"):
         convert_dataset(raw, raw / "converted", num_frames=2, overwrite=True)
+
+
+def test_a_converted_folder_made_otherwise_is_replaced_only_when_asked(raw, tmp_path, capsys):
+    out = tmp_path / "ds"
+    convert_dataset(raw, out, num_frames=2)
+    before = _snapshot(out)
+    with pytest.raises(ThermalDataError, match=r"made otherwise \(target person -> keyframe, num_frames 2 -> 4\).*"
+                                                r"--overwrite"):
+        convert_dataset(raw, out, target="keyframe", num_frames=4)
+    other_source = write_raw_dataset(tmp_path / "other")
+    with pytest.raises(ThermalDataError, match=r"made otherwise \(source .* -> .*other\)"):
+        convert_dataset(other_source, out, num_frames=2)
+    assert main([str(raw), str(out), "--num_frames", "4"]) == 2
+    assert "made otherwise (num_frames 2 -> 4)" in capsys.readouterr().err
+    assert _snapshot(out) == before
+    convert_dataset(raw, out, num_frames=2)  # the same conversion again refreshes it without asking
+    convert_dataset(raw, out, num_frames=4, overwrite=True)
+    assert read_conversion_info(out)["options"]["num_frames"] == 4
 
 
 @pytest.mark.parametrize("kwargs,match", [({"target": "frame"}, "target"), ({"split_by": "x"}, "split_by"),

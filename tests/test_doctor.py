@@ -77,3 +77,13 @@ def test_an_output_folder_train_would_refuse_fails_the_check(synthetic_root, tmp
     assert "training resumes from" in capsys.readouterr().out
     assert main([*common, "--overwrite_output_dir", "true"]) == 0
     assert "training first removes the earlier run's checkpoint-2" in capsys.readouterr().out
+
+
+def test_the_cpu_note_fits_the_recipes_network():
+    from types import SimpleNamespace
+
+    from thermal_hf.doctor import _cpu_speed_note
+
+    assert "slow for SlowFast R50 at 256 x 384" in _cpu_speed_note(SimpleNamespace(model_depth=None, image_size=None))
+    native = _cpu_speed_note(SimpleNamespace(model_depth=18, image_size=(40, 60)))
+    assert "R18 at 40 x 60: small enough for the CPU" in native and "slow" not in native

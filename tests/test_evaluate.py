@@ -319,5 +319,7 @@ def test_windows_the_model_was_not_made_for_are_refused(tiny_model_dir, syntheti
     resampled = tmp_path / "resampled"
     convert_dataset(synthetic_root, resampled, num_frames=16, frame_rate=2.0)
     assert main(["--model", str(tiny_model_dir), "--dataset", str(resampled), "--output_dir", str(tmp_path / "o")]) == 2
-    assert "holds windows made with frame_rate 2.0, but frame_rate none (consecutive recorded frames) were asked" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds windows made with frame_rate 2.0, but frame_rate none (consecutive recorded frames) were asked" in err
+    assert "(the model)" in err and "the model takes the windows it was trained on" in err and "recipe" not in err
     assert not (tmp_path / "o").exists()

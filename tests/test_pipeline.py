@@ -224,3 +224,12 @@ def test_channel_axis_clips_are_refused_by_both_pipelines(spread_model):
     for task in ("video-classification", THERMAL_TASK):
         with pytest.raises(ValueError, match="colour channel"):
             pipeline(task, model=str(path))(np.repeat(clip[..., None], 3, -1))
+
+
+def test_a_num_frames_the_model_cannot_take_is_refused_before_reading(spread_model, tmp_path):
+    from transformers import pipeline
+
+    _, _, out = spread_model
+    thermal = pipeline(THERMAL_TASK, model=str(out))
+    with pytest.raises(ValueError, match=r"num_frames=7: this model needs a multiple of its slow_temporal_stride"):
+        thermal(str(tmp_path / "not_read.h5"), num_frames=7)  # refused before the (missing) file is opened

@@ -140,6 +140,30 @@ def test_a_second_run_into_a_used_folder_is_refused_then_overwritten(converted_d
     assert (out / "model.safetensors").read_bytes() != before and "learning_rate: 0.5" in (out / "recipe.yaml").read_text()
 
 
+def test_a_refused_run_with_overwrite_leaves_the_earlier_run_in_place(converted_dataset, tiny_model_dir, tmp_path,
+                                                                      capsys):
+    """overwrite_output_dir clears the folder only once the data, model and trainer are accepted."""
+    from thermal_hf.train import main
+
+    out = tmp_path / "run"
+    common = ["--max_steps", "2", "--save_steps", "2", "--do_eval", "false", "--overwrite_output_dir", "true"]
+    train_main("--output_dir", out, "--dataset", converted_dataset, *common)
+    before = sorted(p.name for p in out.iterdir())
+    weights = (out / "model.safetensors").read_bytes()
+    refused = {
+        "a missing dataset": (["--dataset", tmp_path / "nowhere"], "folder not found"),
+        "windows the dataset was not made with": (["--dataset", converted_dataset, "--num_frames", "32"],
+                                                  "holds windows made with num_frames 16"),
+        "a model of another depth": (["--dataset", converted_dataset, "--model_name_or_path", tiny_model_dir,
+                                      "--model_depth", "50"], "is a depth-18 model"),
+    }
+    for why, (argv, message) in refused.items():
+        assert main([str(TINY), "--output_dir", str(out), *map(str, argv), *common]) == 2, why
+        assert message in capsys.readouterr().err, why
+        assert sorted(p.name for p in out.iterdir()) == before, why
+        assert (out / "model.safetensors").read_bytes() == weights, why
+
+
 def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     # With augmentation and mixup: their random streams are saved in the checkpoint and continued.

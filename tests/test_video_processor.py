@@ -83,6 +83,23 @@ def test_a_clip_without_a_valid_pixel_is_warned_about(processor):
     assert "no valid pixel" in dead.out and torch.isfinite(out).all()
 
 
+def test_kelvin_clips_and_other_window_lengths_are_warned_about(processor):
+    from transformers.testing_utils import CaptureLogger
+
+    from thermal_hf.models.thermal_slowfast import video_processing_thermal_slowfast as module
+
+    with CaptureLogger(module.logger) as celsius:
+        processor([_clip(), _clip()])
+    assert "degrees Celsius" not in celsius.out and "differs from" not in celsius.out
+    with CaptureLogger(module.logger) as kelvin:
+        processor([_clip(), _clip() + 273.15])
+    assert "1 of 2 clips (first: number 1) has a median of" in kelvin.out and "subtract 273.15" in kelvin.out
+    module.logger.warning_once.cache_clear()  # said once per process: this test must see it
+    with CaptureLogger(module.logger) as longer:
+        processor(_clip(frames=40), num_frames=2 * NUM_FRAMES)
+    assert f"num_frames={2 * NUM_FRAMES} differs from the {NUM_FRAMES} frames this processor was saved" in longer.out
+
+
 def test_fit_length_rules(processor):
     long_clip = np.arange(40, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
     sampled = processor.fit_length(long_clip, NUM_FRAMES, do_sample_frames=True)[:, 0, 0]

@@ -488,6 +488,24 @@ def describe_environment(env: dict | None) -> str:
         (f", {env['device']}" if "device" in env else "")
 
 
+def set_aside_path(run_dir: Path) -> Path:
+    """Where `train_once` keeps the older run of ``run_dir`` while a new one trains."""
+    return run_dir.with_name(f".{run_dir.name}.previous")
+
+
+def restore_set_aside(run_dir: Path) -> bool:
+    """Give back the older run a killed process had set aside (its half-made successor is removed); True if one
+    was. Called before a run's reuse is judged, so a finished older run is reused, not trained again."""
+    previous = set_aside_path(run_dir)
+    if not previous.exists():
+        return False
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    previous.rename(run_dir)
+    print(f"{run_dir}: the run set aside by an interrupted rerun is given back", flush=True)
+    return True
+
+
 def train_once(parsed, run_dir: Path, data: dict | None = None) -> float:
     """Train + evaluate one run in this process (on the data `data_fingerprint` describes); returns its wall-clock
     seconds."""
@@ -495,11 +513,8 @@ def train_once(parsed, run_dir: Path, data: dict | None = None) -> float:
 
     # Nothing stale (predictions of an older run) may mix into the new one; the older run is set aside, not removed,
     # until the new one has finished: a failed or interrupted run gives it back.
-    previous = run_dir.with_name(f".{run_dir.name}.previous")
-    if previous.exists():  # left by a process that was killed mid-run: the folder it set aside is the older run
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        previous.rename(run_dir)
+    previous = set_aside_path(run_dir)
+    restore_set_aside(run_dir)
     if run_dir.exists():
         run_dir.rename(previous)
     start = time.perf_counter()
@@ -558,8 +573,11 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
     started = time.perf_counter()
     base = parse(setup.argv(output_dir=setup.output))
     data_args, training_args = base.data_args, base.training_args
-    if data_args.max_eval_samples is not None:
-        raise RecipeError("recipe key 'max_eval_samples' is set: a benchmark evaluates the held-out recordings whole")
+    for key, why in (("max_eval_samples", "evaluates the held-out recordings whole"),
+                     ("max_train_samples", "trains every fold on all of its training recordings (its report counts "
+                      "them)")):
+        if getattr(data_args, key) is not None:
+            raise RecipeError(f"recipe key '{key}' is set: a benchmark {why}; remove it")
     if "early_stopping" in training_args.callbacks:
         # Stopping when the metric on the test recordings stops improving is choosing the epoch on the test set.
         kept = [name for name in training_args.callbacks if name != "early_stopping"]
@@ -583,8 +601,12 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
         eval_split_recordings = {name: keyframe_recordings(dataset[name]["recording"], dataset[name]["image_id"])
                                  for name in dataset}
     describe_folds(folds, split_recordings, data_args.train_split, data_args.eval_split, eval_split_recordings)
+    # What a row is follows the converted folder (a converted folder is used as made, whatever the recipe's target).
+    from .data.convert import read_conversion_info
+
+    rows_are_people = read_conversion_info(data.path).get("options", {}).get("target", data_args.target) == "person"
     for fold in folds:
-        fold.train_unit = "people" if data_args.target == "person" else "clips"
+        fold.train_unit = "people" if rows_are_people else "clips"
         fold.test_unit = "keyframes" if data_args.votes_keyframes else fold.train_unit
 
     seeds = [base_seed + i for i in range(num_seeds)]
@@ -597,6 +619,7 @@ def benchmark(setup: BenchmarkSetup, protocol: str, num_seeds: int, eval_recordi
             parsed = parse(setup.argv(fold, seed, run_dir))
             tag = f"[fold {f + 1}/{len(folds)} seed {s + 1}/{len(seeds)}] " + (
                 "the dataset's own split" if fold.name == "given" else f"{', '.join(fold.test_recordings)} held out")
+            restore_set_aside(run_dir)
             why_not = "" if overwrite else reuse_verdict(run_dir, parsed, fingerprint)
             reused = why_not is None
             if not reused:

@@ -183,7 +183,8 @@ def evaluate(
     with accelerator.main_process_first():  # a raw folder is converted once, by the main process
         local_dir = resolve_dataset_location(dataset_dir)  # a Hub dataset repo id: its downloaded snapshot
         raw = not is_converted_dataset(local_dir)
-        dataset_path = ensure_converted(local_dir, **training_conversion_options(model_dir, model, processor, raw=raw))
+        dataset_path = ensure_converted(local_dir, asked_by="model",
+                                        **training_conversion_options(model_dir, model, processor, raw=raw))
     dsd = load_converted(dataset_path)
     if split not in dsd:
         raise ThermalDataError(f"{dataset_path}: no split '{split}' (available: {sorted(dsd)})")

@@ -771,8 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base_checkpoint", help="what training started from (default: from recipe.yaml / config)")
     p.add_argument("--dataset", type=Path, help="converted dataset folder: read for the card's class counts, and pushed "
                    "too when --dataset_repo_id is given")
-    p.add_argument("--dataset_repo_id", help="dataset repo on the Hub, ORG/NAME (pushes --dataset; required with --dataset "
-                   "alone)")
+    p.add_argument("--dataset_repo_id", help="dataset repo on the Hub, ORG/NAME: the --dataset folder is pushed there "
+                   "(without it, --dataset only gives the model card its class counts; --dataset without --model "
+                   "needs it)")
     p.add_argument("--token", help="Hub token (prefer the HF_TOKEN environment variable: argv is visible to others)")
     p.add_argument("--commit_message", default=None, help="commit message")
     p.add_argument("--allow_incomplete_card", action="store_true",

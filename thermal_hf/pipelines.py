@@ -15,7 +15,10 @@ written by ``save_pretrained``, a ``Trainer`` checkpoint folder, or a Hub repo w
 
 The stock ``video-classification`` pipeline hands its input straight to ``ThermalVideoProcessor`` (invalid-pixel
 repair, temporal length, normalisation: the training preprocessing), takes ``num_frames`` from the model config,
-and forces ``do_sample_frames=True`` (a longer clip is evenly subsampled). It needs PyAV (``av``) installed.
+and forces ``do_sample_frames=True`` (a longer clip is evenly subsampled). It needs PyAV (``av``) installed. It
+drops ``frame_sampling_rate`` when the model has a video processor (transformers' own rule, for every model): the
+thermal pipeline below refuses it instead. Both warn when ``num_frames`` differs from the model's training windows
+and when a clip's median is not a Celsius room temperature (Kelvin values).
 
 For windows of HDF5 recordings use :class:`ThermalVideoClassificationPipeline`, registered under its own task name
 (the built-in ``video-classification`` task is left untouched)::
@@ -119,7 +122,14 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
             raise ValueError(
                 f"got a batch array of shape {tuple(video.shape)}: pass a list of (T, H, W) clips to classify several"
             )
-        kwargs: dict[str, Any] = {"num_frames": num_frames or self.model.config.num_frames, **(processor_settings or {})}
+        num_frames = num_frames or self.model.config.num_frames
+        config = self.model.config
+        if num_frames % config.slow_temporal_stride or num_frames % config.fast_temporal_stride:
+            # said before any recording is read, not by the model's forward
+            raise ValueError(f"num_frames={num_frames}: this model needs a multiple of its slow_temporal_stride "
+                             f"({config.slow_temporal_stride}) and fast_temporal_stride ({config.fast_temporal_stride}); "
+                             f"it was trained on {config.num_frames}")
+        kwargs: dict[str, Any] = {"num_frames": num_frames, **(processor_settings or {})}
         if start_frame is not None:
             kwargs["start_frame"] = start_frame
         if keyframe_index is not None:

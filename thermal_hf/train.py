@@ -482,8 +482,6 @@ def run(parsed: ParsedRecipe) -> dict:
     earlier = check_output_dir(training_args, resume, model_args.model_name_or_path)
     if training_args.world_size > 1:
         training_args.distributed_state.wait_for_everyone()  # every process has looked before anything changes
-    if training_args.do_train and training_args.process_index == 0:
-        remove_earlier_run(training_args.output_dir, earlier)
     data = load_data(data_args, training_args)
     dataset_path, label_names, train_split, eval_split = data.path, data.label_names, data.train, data.eval
 
@@ -512,12 +510,18 @@ def run(parsed: ParsedRecipe) -> dict:
     )
     # A stopped run's checkpoints say what to resume them with (the output folder gets its copy at the end).
     trainer.add_callback(WriteIntoCheckpoints(RECIPE_FILE, lambda path: dump_recipe(parsed, path)))
+    if resume is not None:
+        check_resume_matches(resume, trainer.model.config)
+    # Only now, when the data, the model and the trainer have been accepted: a run refused on the way (a bad
+    # dataset, a num_frames mismatch, a contradicting checkpoint) leaves the earlier run as it was.
+    if training_args.do_train and training_args.process_index == 0:
+        remove_earlier_run(training_args.output_dir, earlier)
+    if training_args.world_size > 1:
+        training_args.distributed_state.wait_for_everyone()
 
     output_dir = Path(training_args.output_dir)
     metrics: dict = {}
     if training_args.do_train:
-        if resume is not None:
-            check_resume_matches(resume, trainer.model.config)
         result = trainer.train(resume_from_checkpoint=resume)
         if training_args.world_size > 1:
             broadcast_buffers(trainer.model)

@@ -252,14 +252,31 @@ def _split_by_recording(samples: dict[str, list[SampleSpec]], val_fraction: floa
             "validation": [s for s in pooled if s.recording in val]}
 
 
-def _check_output_dir(output_dir: Path, data_root: Path, overwrite: bool) -> None:
+def _check_output_dir(output_dir: Path, data_root: Path, overwrite: bool, options: dict | None = None) -> None:
     out = output_dir.resolve()
     # frames/ or annotations/ may be links to folders elsewhere: those must not be written into either.
     for root in (data_root.resolve(), (data_root / "frames").resolve(), (data_root / "annotations").resolve()):
         if out == root or root in out.parents or out in root.parents:
             raise ThermalDataError(f"output folder {output_dir} overlaps the raw dataset {data_root} ({root}); choose "
                                    "a folder outside it")
-    if not output_dir.exists() or overwrite or is_converted_dataset(output_dir):
+    if not output_dir.exists() or overwrite:
+        return
+    if is_converted_dataset(output_dir):
+        # The same conversion again (a refresh) replaces it; one of other windows, targets or splits would change
+        # what every model trained or scored on that folder meant: asked for, not done by default.
+        try:
+            info = read_conversion_info(output_dir)
+        except (ThermalDataError, ValueError):  # a damaged record: converting again is what repairs it
+            return
+        recorded = {**_OPTION_DEFAULTS, **info.get("options", {})}
+        asked = {**_OPTION_DEFAULTS, **(options or {})}
+        differing = [f"{k} {recorded.get(k)} -> {asked[k]}" for k in asked if recorded.get(k) != asked[k]]
+        source = info.get("source")
+        if source is not None and Path(source).expanduser().resolve() != data_root.resolve():
+            differing.append(f"source {source} -> {data_root}")
+        if differing:
+            raise ThermalDataError(f"{output_dir} is a converted dataset made otherwise ({', '.join(differing)}); "
+                                   "refusing to replace it (pass overwrite=True / --overwrite, or choose another folder)")
         return
     if output_dir.is_dir() and not any(output_dir.iterdir()):
         return
@@ -349,7 +366,7 @@ def convert_dataset(
         options["frame_rate"] = frame_rate
 
     # 1. validate everything and plan every sample before writing a byte
-    _check_output_dir(output_dir, data_root, overwrite)
+    _check_output_dir(output_dir, data_root, overwrite, options)
     source = DatasetSource.open(data_root, skip_invalid=skip_invalid)
     skipped: list[Problem] = list(source.skipped)
     samples: dict[str, list[SampleSpec]] = {}
@@ -519,14 +536,17 @@ def default_cache_dir() -> Path:
     return (Path(root) / "converted" if root else DEFAULT_CACHE_DIR).expanduser()
 
 
-def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = None, **options) -> Path:
+def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = None, *, asked_by: str = "recipe",
+                     **options) -> Path:
     """Path of a converted dataset for ``path_or_raw``.
 
     A converted folder is returned as is (a warning is given if ``options`` differ from how it was made), a Hub
     dataset repo id (``ORG/NAME``, see `thermal_hf.data.location`) as its downloaded snapshot;
     a raw folder is converted once into ``cache_dir`` (default ``$THERMAL_HF_CACHE/converted`` or
     ``~/.cache/thermal_hf/converted``) under a key of the source path, options and source file sizes/mtimes,
-    and reused afterwards.
+    and reused afterwards. ``asked_by`` names who asks for ``options`` in the error a converted folder of other
+    windows gets: ``"recipe"`` (training: set it to the folder's values) or ``"model"`` (evaluation: the model
+    takes only the windows it was trained on).
     """
     from .location import resolve_dataset_location
 
@@ -542,11 +562,13 @@ def ensure_converted(path_or_raw: str | Path, cache_dir: str | Path | None = Non
             def said(key, value):
                 return f"{key} none (consecutive recorded frames)" if value is None else f"{key} {value}"
 
+            last = ("or set the recipe to the folder's values" if asked_by == "recipe" else
+                    f"not this folder: the {asked_by} takes the windows it was trained on")
             raise ThermalDataError(
                 f"{path} holds windows made with " + ", ".join(said(k, v[0]) for k, v in window.items())
-                + ", but " + ", ".join(said(k, v[1]) for k, v in window.items()) + " were asked for: give the raw "
-                f"dataset folder (converted once with the asked options), convert again (`thermal-hf convert RAW OUT "
-                f"{asked}`), or set the recipe to the folder's values"
+                + ", but " + ", ".join(said(k, v[1]) for k, v in window.items()) + f" were asked for (the {asked_by}): "
+                "give the raw dataset folder (converted once with the asked options), convert again (`thermal-hf "
+                f"convert RAW OUT {asked}`), {last}"
             )
         if differing:
             warnings.warn(f"{path} is already converted with different options {differing} (recorded, requested); "

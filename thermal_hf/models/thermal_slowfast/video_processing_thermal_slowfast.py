@@ -145,6 +145,10 @@ def check_clip_layout(clip: np.ndarray, where: str) -> None:
         )
 
 
+#: A clip whose median is above this is not in degrees Celsius (Kelvin reads 290-310 in a room): warned about.
+NOT_CELSIUS_MEDIAN = 100.0
+
+
 class ThermalVideoProcessor(BaseVideoProcessor):
     r"""
     Turns raw thermal clips (degrees Celsius) into the model's `pixel_values` `(B, T, H, W)` float32.
@@ -525,14 +529,26 @@ class ThermalVideoProcessor(BaseVideoProcessor):
                 f"a {len(clips)}-clip (B, T, H, W) array: pipeline('video-classification') answers only its first "
                 "clip; pass a list of (T, H, W) clips to get one answer per clip"
             )
-        out, dead = [], []
+        if num_frames != self.num_frames:
+            logger.warning_once(
+                f"num_frames={num_frames} differs from the {self.num_frames} frames this processor was saved with "
+                "(the model's training windows): the model answers for a time span it was not trained on"
+            )
+        out, dead, hot = [], [], []
         for i, clip in enumerate(clips):
             if self.has_no_valid_pixel(np.asarray(clip)):
                 dead.append(i)
-            out.append(self._finish(self.crop_to_person(self.clean(clip, warn=False)), num_frames, do_sample_frames))
+            cleaned = self.clean(clip, warn=False)
+            if cleaned.size and float(np.median(cleaned)) > NOT_CELSIUS_MEDIAN:
+                hot.append((i, float(np.median(cleaned))))
+            out.append(self._finish(self.crop_to_person(cleaned), num_frames, do_sample_frames))
         if dead:  # every call (an answer per clip), one line per call (a timeline may cross a long dropout)
             which = "a clip" if len(clips) == 1 else f"{len(dead)} of {len(clips)} clips (first: number {dead[0]})"
             logger.warning(self._no_valid_pixel_message(which))
+        if hot:  # a room's floor is 15-35 C; 290-310 is Kelvin, and the model's answers for it mean nothing
+            which = "the clip" if len(clips) == 1 else f"{len(hot)} of {len(clips)} clips (first: number {hot[0][0]})"
+            logger.warning(f"{which} has a median of {hot[0][1]:.1f}: the model takes degrees Celsius (a room reads "
+                           "about 15-35 C); for Kelvin values subtract 273.15 first")
         shapes = {c.shape for c in out}
         if len(shapes) > 1:
             raise ValueError(f"clips of one batch must share their frame size, got shapes {sorted(shapes)}")
