@@ -594,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:  # TrainingArguments' own checks of key combinations
             raise RecipeError(str(err)) from err
         run(parsed)
+        _wait_for_the_other_processes()
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
     except (RecipeError, ThermalDataError, CheckpointError) as err:
@@ -605,6 +606,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _destroy_process_group()
     return 0
+
+
+def _wait_for_the_other_processes() -> None:
+    """A finished run's processes leave together. The main process still writes the reports (and pushes) after the
+    others are done; a process that tore its gloo connections down meanwhile could abort the main one at exit
+    (SIGABRT after everything was saved, so `accelerate launch` returned 1)."""
+    if "torch" in sys.modules:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()
 
 
 def _destroy_process_group() -> None:
