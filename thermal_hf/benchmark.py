@@ -25,7 +25,8 @@ What every run is forced to do, so that the figures are honest and the runs inde
 annotations`` (every fold reuses one cached conversion; the pool is both annotation files),
 ``load_best_model_at_end false`` and no ``early_stopping`` callback (the reported model is the LAST epoch's: no
 choice is ever made on the test recordings), ``save_strategy no``, ``report_to none``, ``push_to_hub false``,
-``do_train`` and ``do_eval`` true. ``max_eval_samples`` is refused (the test recordings are evaluated whole).
+``do_train`` and ``do_eval`` true. ``max_eval_samples`` and ``max_train_samples`` are refused (the test recordings
+are evaluated whole, and each fold trains on all of its training recordings, as its report counts them).
 ``dataset``, ``eval_recordings``, ``output_dir`` and ``split_by`` belong to the benchmark: giving them after
 ``--`` is an error.
 

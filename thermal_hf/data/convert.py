@@ -9,7 +9,9 @@ The frames are stored raw (degrees Celsius, invalid -273.2 pixels included) and 
 `thermal_hf.data.transforms`, shared by training, evaluation and inference.
 
 Writing is atomic: the dataset is built in a hidden folder beside OUTPUT_DIR and renamed into place at the
-end, so a failed or interrupted conversion never damages a dataset already at OUTPUT_DIR.
+end, so a failed or interrupted conversion never damages a dataset already at OUTPUT_DIR. A converted OUTPUT_DIR
+is replaced without asking only by the same conversion (same options, same source): one made otherwise needs
+``--overwrite``, as any other non-empty folder does.
 
 Read the result with `load_converted(path)`, and use ``ds.with_format("numpy")`` for fast access (the Python
 lists that ``set_transform`` hands out are ~20x slower).
@@ -335,8 +337,8 @@ def convert_dataset(
         skip_invalid: leave out unusable samples (listed in the report) instead of raising.
         invalid_floor: pixels below this (deg C) or non-finite count towards the ``invalid_fraction`` column;
             the frames themselves are stored unchanged.
-        overwrite: replace an existing OUTPUT_DIR that is not a converted dataset (a converted one is always
-            replaced, atomically).
+        overwrite: replace an existing OUTPUT_DIR that is not a converted dataset, or one converted with other
+            options or from another source (the same conversion again always replaces it, atomically).
         show_progress: tqdm bar; None = only on a terminal.
 
     Raises `ThermalDataError` (listing every problem) before writing anything if the input is bad.
@@ -621,7 +623,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--invalid_floor", type=float, default=-50.0,
                    help="deg C below which a pixel counts as invalid in the invalid_fraction column (default -50)")
     p.add_argument("--overwrite", action="store_true",
-                   help="replace OUTPUT_DIR even if it exists and is not a converted dataset")
+                   help="replace OUTPUT_DIR even if it is not a converted dataset, or one converted with other options "
+                   "or from another source")
     p.add_argument("--report_json", metavar="PATH", help="also write the report as JSON here")
     return p
 

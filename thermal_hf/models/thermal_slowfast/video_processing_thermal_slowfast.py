@@ -539,8 +539,10 @@ class ThermalVideoProcessor(BaseVideoProcessor):
             if self.has_no_valid_pixel(np.asarray(clip)):
                 dead.append(i)
             cleaned = self.clean(clip, warn=False)
-            if cleaned.size and float(np.median(cleaned)) > NOT_CELSIUS_MEDIAN:
-                hot.append((i, float(np.median(cleaned))))
+            # the middle frame's median (a few microseconds): the floor of the room, whatever moves in it
+            middle = float(np.median(cleaned[len(cleaned) // 2])) if cleaned.size else 0.0
+            if middle > NOT_CELSIUS_MEDIAN:
+                hot.append((i, middle))
             out.append(self._finish(self.crop_to_person(cleaned), num_frames, do_sample_frames))
         if dead:  # every call (an answer per clip), one line per call (a timeline may cross a long dropout)
             which = "a clip" if len(clips) == 1 else f"{len(dead)} of {len(clips)} clips (first: number {dead[0]})"
