@@ -19,6 +19,17 @@ TINY_NUM_FRAMES = 16
 TINY_IMAGE_SIZE = (32, 48)
 
 
+def free_port() -> int:
+    """A TCP port nobody listens on, for an `accelerate launch` of the tests: two launches on accelerate's default
+    port (29500) at once, a test beside a user's own run or another test session, join each other's process
+    group and abort."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 @pytest.fixture(scope="session")
 def real_data_root() -> Path:
     if not (REAL_DATA / "annotations" / "train.json").is_file():

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_NUM_FRAMES, make_tiny_model
+from conftest import TINY_NUM_FRAMES, free_port, make_tiny_model
 
 from thermal_hf.evaluate import CONFUSION_DPI, CONFUSION_FIGSIZE, main
 
@@ -147,7 +147,7 @@ def test_two_processes_give_the_same_numbers(trained_model_dir, converted_datase
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29517",
+         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(free_port()),
          "-m", "thermal_hf.evaluate", "--model", str(trained_model_dir), "--dataset", str(converted_dataset),
          "--output_dir", str(out), "--batch_size", "5", *device],
         capture_output=True, text=True, timeout=300, cwd=REPO_ROOT, env=env,

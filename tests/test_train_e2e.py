@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 from safetensors.torch import load_file
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +45,7 @@ def launch_two_processes(*argv) -> subprocess.CompletedProcess:
     """`accelerate launch` of the tiny recipe on 2 CPU processes (gloo); fails the test if the run fails."""
     cmd = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--main_process_port", free_port(),
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "thermal_hf.train", TINY, *argv,
     ]
     proc = subprocess.run(list(map(str, cmd)), cwd=REPO, env=env_one_thread(), capture_output=True, text=True, timeout=400)
