@@ -336,3 +336,47 @@ def test_every_key_of_ours_has_help():
 def test_no_pinned_memory_without_an_accelerator(tmp_path):
     # torch warns "pin_memory ... no accelerator is found" on every DataLoader of a CPU run otherwise.
     assert parse(tmp_path).training_args.dataloader_pin_memory is False  # BASE has use_cpu: true
+
+
+@pytest.mark.parametrize("key", ["num_train_epochs", "learning_rate", "per_device_train_batch_size", "seed",
+                                 "num_frames"])
+def test_yaml_null_for_a_key_that_cannot_be_off_is_refused_by_name(tmp_path, key):
+    # These reached a comparison with None inside __post_init__ (a TypeError traceback), or passed as None.
+    recipe = write(tmp_path, with_lines(BASE, f"{key}: null\n"))
+    with pytest.raises(RecipeError) as err:
+        parse_recipe([str(recipe)])
+    assert str(err.value).startswith(f"recipe {recipe}: key '{key}': expected ")
+    assert "got null; this key cannot be switched off" in str(err.value)
+
+
+def test_yaml_null_still_switches_off_an_optional_key(tmp_path):
+    data = parse_recipe([str(write(tmp_path, with_lines(BASE, "frame_rate: null\n")))]).data_args
+    assert data.frame_rate is None
+
+
+@pytest.mark.parametrize("line, cli, expected", [
+    ("num_frames: 0", ("--num_frames", "0"), "key 'num_frames': expected a positive integer; got 0"),
+    ("loss: foo", ("--loss", "foo"), "key 'loss': expected one of cross_entropy, focal; got 'foo'"),
+    ("lr_scheduler_type: cosinus", ("--lr_scheduler_type=cosinus",),
+     "key 'lr_scheduler_type': cosinus is not a valid SchedulerType"),
+    ("per_device_train_batch_size: 0", ("--per_device_train_batch_size", "0"),
+     "key 'per_device_train_batch_size': expected >= 1; got 0"),
+])
+def test_the_dataclasses_errors_name_where_the_key_was_set(tmp_path, line, cli, expected):
+    """__post_init__ (ours and transformers') sees values, not sources: the parser adds the file or command line."""
+    recipe = write(tmp_path, with_lines(BASE, line + "\n"))
+    with pytest.raises(RecipeError) as err:
+        parse_recipe([str(recipe)])
+    assert str(err.value).startswith(f"recipe {recipe}: {expected}")
+    with pytest.raises(RecipeError) as err:  # the recipe is fine; the command line sets the bad value
+        parse(tmp_path, *cli)
+    assert str(err.value).startswith(f"command line: {expected}")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without an accelerator")
+def test_bf16_without_use_cpu_on_a_machine_without_an_accelerator_runs_on_the_cpu(tmp_path):
+    # transformers refuses bf16 without use_cpu when there is no GPU ("Your setup doesn't support bf16/gpu");
+    # the run is on the CPU either way, and bf16 on the CPU is allowed.
+    for cli in (("--bf16", "true"), ("--mixed_precision", "bf16")):
+        train = parse(tmp_path, "--use_cpu", "false", *cli).training_args
+        assert train.bf16 is True and train.use_cpu is True

@@ -493,6 +493,10 @@ class ThermalTrainingArguments(TrainingArguments):
                 raise RecipeError(
                     f"recipe key 'callbacks': unknown callback {name!r} (known: {', '.join(CALLBACKS)}).{hint}"
                 )
+        if self.bf16 and not self.use_cpu and not _has_accelerator():
+            # No accelerator: the run is on the CPU either way, and transformers would refuse bf16 without
+            # use_cpu ("Your setup doesn't support bf16/gpu"); bf16 on the CPU is allowed (warned about below).
+            self.use_cpu = True
         super().__post_init__()
         if precision == "no":
             # TrainingArguments takes accelerate's ACCELERATE_MIXED_PRECISION (exported by `accelerate launch` from

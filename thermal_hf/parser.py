@@ -23,6 +23,7 @@ import difflib
 import enum
 import json
 import os
+import re
 import sys
 import typing
 from dataclasses import dataclass, field
@@ -248,9 +249,12 @@ def parse_recipe(
 
     parser = _make_parser(types, prog)
     parser.set_defaults(**_checked_values(parser, types, keys, where))
-    *outputs, remaining = parser.parse_args_into_dataclasses(
-        args=argv, return_remaining_strings=True, look_for_args_file=False
-    )
+    try:
+        *outputs, remaining = parser.parse_args_into_dataclasses(
+            args=argv, return_remaining_strings=True, look_for_args_file=False
+        )
+    except ValueError as err:  # RecipeError included: the dataclasses' checks, which know the key, not its source
+        raise _located(err, keys, argv, where, valid) from None
     if remaining:
         flags = [t for t in remaining if t.startswith("-")]
         if flags:
@@ -271,6 +275,50 @@ def parse_recipe(
         asked["mixed_precision"] = getattr(by_name["mixed_precision"], "requested_mixed_precision",
                                            asked["mixed_precision"])
     return ParsedRecipe(*outputs, recipe_path=recipe_path, recipe=asked, env=env, argv=list(argv))
+
+
+_NAMED_KEY = re.compile(r"^recipe keys? '(\w+)")
+
+
+def _located(err: ValueError, keys: dict, argv: list[str], where: str, valid) -> RecipeError:
+    """A value error from the dataclasses' checks -> a `RecipeError` that says where the key was set.
+
+    The dataclasses' ``__post_init__`` see only values: ``recipe key 'num_frames': ...`` gains ``command line:``
+    or ``recipe FILE:``; transformers' own errors (``cosinus is not a valid SchedulerType``) gain the key too.
+    """
+    message = str(err)
+    if isinstance(err, RecipeError) and message.startswith(("command line:", f"{where}:")):
+        return err  # argparse's own error, located already
+    given = _cli_values(argv)
+    values = {**{k: str(v) for k, v in keys.items()}, **given}  # the command line's value wins
+    named = _NAMED_KEY.match(message)
+    if named:
+        key = named.group(1)
+    else:  # transformers' message: name the key whose value it quotes, or the key it names
+        quoted = [k for k, v in values.items() if k in valid and v and message.startswith(f"{v} is not")]
+        mentioned = [k for k in values if k in valid and re.search(rf"\b{re.escape(k)}\b", message)]
+        key = (quoted or mentioned or [None])[0]
+        if key is not None:
+            message = f"recipe key {key!r}: {message}"
+        elif not isinstance(err, RecipeError):
+            return RecipeError(f"{where}: {message}")
+    if key in given:
+        return RecipeError(f"command line: {message.removeprefix('recipe ')}")
+    if key in keys:
+        return RecipeError(f"{where}: {message.removeprefix('recipe ')}")
+    return err if isinstance(err, RecipeError) else RecipeError(message)
+
+
+def _cli_values(argv: list[str]) -> dict[str, str]:
+    """``--key value`` / ``--key=value`` -> ``{key: "value"}`` (the first value; "" for a bare flag)."""
+    values = {}
+    for i, token in enumerate(argv):
+        if token.startswith("--") and len(token) > 2:
+            name, _, value = token[2:].partition("=")
+            if not value and i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+                value = argv[i + 1]
+            values[name.replace("-", "_")] = value
+    return values
 
 
 def _why_unexpected(argv: list[str], value: str) -> str:
@@ -309,10 +357,18 @@ def _checked_values(parser, types, keys: dict, where: str) -> dict:
                                   "'env' and keys that take a mapping (lr_scheduler_kwargs) hold one")
             # What the command line gives these keys (TrainingArguments parses the JSON).
             value = json.dumps(value)
+        elif value is None and key in actions and not _takes_null(hints.get(key)):
+            default = actions[key].default
+            raise RecipeError(f"{where}: key {key!r}: expected {_kind(actions[key])}, got null; this key cannot be "
+                              f"switched off (remove the line for its default, {_plain(default)!r})")
         elif key in actions and value is not None and actions[key].type is not None:
             value = _checked(actions[key], hints.get(key), value, f"{where}: key {key!r}")
         checked[key] = value
     return checked
+
+
+def _takes_null(hint) -> bool:
+    return hint is None or hint is Any or type(None) in typing.get_args(hint)
 
 
 def _checked(action, hint, value, label: str):
