@@ -249,6 +249,9 @@ def test_help_lists_keys(capsys):
     out = capsys.readouterr().out
     for key in ("backbone_lr_multiplier", "class_weighting", "image_size", "learning_rate", "sampling"):
         assert f"--{key}" in out
+    # HfArgumentParser's --no_<key> had the key's own help ("Evaluate on eval_split ...") and "(default: False)".
+    no_eval = " ".join(out.split("--no_do_eval, --no-do-eval", 1)[1].split("--do_predict", 1)[0].split())
+    assert no_eval.startswith("Set do_eval to false (default: true).") and "(default: False)" not in no_eval
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -321,6 +324,10 @@ def test_a_model_source_that_cannot_work_fails_before_the_data(tmp_path, capsys)
     # Evaluating without a trained model would score random weights.
     assert main([str(recipe), "--output_dir", str(tmp_path / "out"), "--do_train", "false"]) == 2
     assert "'do_train' is false but 'model_name_or_path' is not set" in capsys.readouterr().err
+    # A missing raw checkpoint is named before the (here missing) data, not after it is converted and loaded.
+    missing = tmp_path / "r50.pyth"
+    assert main([str(recipe), "--output_dir", str(tmp_path / "out"), "--pretrained", str(missing)]) == 2
+    assert f"recipe key 'pretrained': {missing} not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

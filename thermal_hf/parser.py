@@ -138,6 +138,11 @@ def _make_parser(types, prog: str | None):
         description="Train from a flat YAML recipe; any key can be overridden as --key value.",
     )
     _accept_null(parser, types)
+    for action in parser._actions:
+        # HfArgumentParser gives `--no_<key>` the key's own help ("Evaluate after training."): say what it does.
+        if action.option_strings and action.option_strings[0].startswith("--no_") and action.const is False:
+            # `%(default).0s` prints nothing and keeps argparse from adding "(default: False)": the key's is true.
+            action.help = f"Set {action.dest} to false (default: true). {action.help or ''}%(default).0s"
     return parser
 
 

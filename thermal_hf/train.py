@@ -216,11 +216,7 @@ def import_pretrained(model_args, data_args, training_args, label_names) -> str:
     """Import ``model_args.pretrained`` into ``output_dir/pretrained_import`` and return that folder."""
     from .models.thermal_slowfast.convert_checkpoint import import_checkpoint
 
-    checkpoint = Path(model_args.pretrained).expanduser()
-    if not checkpoint.is_file():
-        raise CheckpointError(
-            f"recipe key 'pretrained': {checkpoint} not found (download it with `thermal-hf download-weights`)"
-        )
+    checkpoint = Path(model_args.pretrained).expanduser()  # there: `check_model_source` looked before the data
     target = Path(training_args.output_dir) / "pretrained_import"
     overrides = {k: v for k, v in model_args.config_overrides().items() if k != "model_depth"}
     with training_args.main_process_first(local=False, desc="checkpoint import"):
@@ -255,6 +251,11 @@ def check_model_source(model_args, training_args) -> None:
         raise RecipeError(
             f"recipe key 'model_name_or_path': {source} is not a saved model folder (no config.json); expected a "
             "training run's output_dir, one of its checkpoint-N folders, or a Hub id ORG/NAME"
+        )
+    if model_args.pretrained and not Path(model_args.pretrained).expanduser().is_file():
+        raise CheckpointError(
+            f"recipe key 'pretrained': {model_args.pretrained} not found (download it with `thermal-hf "
+            "download-weights`)"
         )
     if not training_args.do_train and not source:
         raise RecipeError(
