@@ -60,3 +60,43 @@ def test_an_optional_bool_key_alone_is_true():
     assert parse_recipe([str(tiny), "--stem_pool"]).model_args.stem_pool is True
     assert parse_recipe([str(tiny), "--stem_pool", "false"]).model_args.stem_pool is False
     assert parse_recipe([str(tiny)]).model_args.stem_pool is None
+
+
+def _command_parser(name, monkeypatch):
+    """The argument parser a subcommand builds, caught as it parses."""
+    import importlib
+
+    from thermal_hf import cli_parser
+
+    if name == "benchmark":  # an argparse parser of its own (its errors are RecipeErrors)
+        from thermal_hf.benchmark import build_parser
+
+        return build_parser()
+
+    class Built(Exception):
+        pass
+
+    built = []
+
+    def catch(self, *args, **kwargs):
+        built.append(self)
+        raise Built
+
+    monkeypatch.setattr(cli_parser.CommandParser, "parse_args", catch)
+    monkeypatch.setattr(cli_parser.CommandParser, "parse_known_args", catch)
+    with pytest.raises(Built):
+        importlib.import_module(SUBCOMMANDS[name][0]).main([])
+    return built[0]
+
+
+# train and doctor parse recipes: HfArgumentParser's formatter prints every key's default.
+@pytest.mark.parametrize("name", sorted(set(SUBCOMMANDS) - {"train", "doctor"}))
+def test_every_option_with_a_default_says_it_in_its_help(name, monkeypatch):
+    import argparse
+
+    parser = _command_parser(name, monkeypatch)
+    flags = (argparse._HelpAction, argparse._StoreTrueAction, argparse._StoreFalseAction, argparse._StoreConstAction)
+    silent = [a.option_strings[0] for a in parser._actions
+              if a.option_strings and not isinstance(a, flags) and a.default not in (None, argparse.SUPPRESS, [])
+              and "default" not in (a.help or "")]
+    assert not silent, f"thermal-hf {name}: options whose --help hides their default: {silent}"

@@ -688,7 +688,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--protocol", required=True, choices=PROTOCOLS,
                         help="given: the dataset's own split; grouped: the last recording of every group held out; "
                         "leave_one_recording_out: one fold per recording, predictions pooled")
-    parser.add_argument("--seeds", type=int, default=3, help="runs per fold, with seed = recipe seed + 0, 1, ... (3)")
+    parser.add_argument("--seeds", type=int, default=3, help="runs per fold, with seed = recipe seed + 0, 1, ... (default 3)")
     parser.add_argument("--output", help="BENCH_DIR (default outputs/benchmark/<recipe stem>/<protocol>)")
     parser.add_argument("--eval_recordings", nargs="+", metavar="NAME",
                         help="grouped only: hold out these recordings instead of the last of each group")

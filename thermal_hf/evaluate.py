@@ -501,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", required=True, type=Path, help="where the four result files go")
     p.add_argument("--batch_size", type=int, default=16, help="clips per forward pass and process (default 16)")
     p.add_argument("--num_workers", type=int, default=0, help="DataLoader workers (default 0)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="cpu forces the CPU")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="auto (cuda if available), cpu or cuda (default auto)")
     p.add_argument("--test_time_views", type=int, metavar="{1,2,4,8}",
                    help="views of each clip averaged (mirrors, turns; checked by the model's config); default: the "
                         "model's config.test_time_views")

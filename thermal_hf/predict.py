@@ -437,8 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "model's rate, i.e. stride / frame_rate seconds")
     p.add_argument("--batch_size", type=int, default=8, help="windows per forward pass (default 8)")
     p.add_argument("--annotations", type=Path, help="COCO annotation file whose keyframes are overlaid")
-    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ...")
-    p.add_argument("--gap_s", type=float, default=0.5, help="shade frame gaps longer than this (seconds)")
+    p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--gap_s", type=float, default=0.5, help="shade frame gaps longer than this, in seconds (default 0.5)")
     p.add_argument("--test_time_views", type=int, metavar="{1,2,4,8}",
                    help="views of each window averaged (mirrors, turns; checked by the model's config); default: the "
                         "model's config.test_time_views")

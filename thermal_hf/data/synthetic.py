@@ -786,9 +786,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames_per_recording", type=int, default=480, help="frames per recording (default 480)")
     parser.add_argument("--height", type=int, default=40, help="frame height in pixels (default 40)")
     parser.add_argument("--width", type=int, default=60, help="frame width in pixels (default 60)")
-    parser.add_argument("--keyframes_per_recording", type=int, default=40, help="annotated keyframes per recording")
+    parser.add_argument("--keyframes_per_recording", type=int, default=40, help="annotated keyframes per recording, fewer in a short one (default 40)")
     parser.add_argument("--val_fraction", type=float, default=0.2, help="share of keyframes in val.json (default 0.2)")
-    parser.add_argument("--multi_person_fraction", type=float, default=1 / 3, help="share of recordings with 2 people")
+    parser.add_argument("--multi_person_fraction", type=float, default=1 / 3, help="share of recordings with 2 people (default 1/3)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT_DIR if it exists")
     args = parser.parse_args(argv)
     try:

@@ -302,8 +302,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dir", type=Path, default=None, help=f"cache folder (default {default_cache_dir()})")
     parser.add_argument("--url", default=None, help="download from this address instead (mirror)")
     parser.add_argument("--sha256", default=None, help="require this SHA-256 (full digest or prefix)")
-    parser.add_argument("--retries", type=int, default=3, help="resume attempts after a cut connection")
-    parser.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds")
+    parser.add_argument("--retries", type=int, default=3, help="resume attempts after a cut connection (default 3)")
+    parser.add_argument("--timeout", type=float, default=60.0, help="socket timeout in seconds (default 60)")
     parser.add_argument("--convert", type=Path, default=None, metavar="OUTPUT_DIR",
                         help="also import the checkpoint as a saved model with a fresh head into OUTPUT_DIR")
     parser.add_argument("--num_labels", type=int, default=None, help="classes of the new head (with --convert)")
