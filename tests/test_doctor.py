@@ -87,3 +87,22 @@ def test_the_cpu_note_fits_the_recipes_network():
     assert "slow for SlowFast R50 at 256 x 384" in _cpu_speed_note(SimpleNamespace(model_depth=None, image_size=None))
     native = _cpu_speed_note(SimpleNamespace(model_depth=18, image_size=(40, 60)))
     assert "R18 at 40 x 60: small enough for the CPU" in native and "slow" not in native
+
+
+def test_loader_workers_beyond_the_cores_are_flagged(monkeypatch):
+    from types import SimpleNamespace
+
+    from thermal_hf import doctor
+
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    monkeypatch.setattr(doctor, "_cpu_cores", lambda: 2)
+
+    def verdict(workers, world_size=1):
+        checklist = doctor.Checklist()
+        doctor.check_loader_workers(checklist, SimpleNamespace(dataloader_num_workers=workers, world_size=world_size))
+        return checklist.items[-1]
+
+    status, _, detail = verdict(4)
+    assert status == doctor.WARN and "5 processes for 2 cores" in detail and "--dataloader_num_workers 1 fits" in detail
+    assert verdict(1)[0] == doctor.OK and verdict(0)[0] == doctor.OK
+    assert verdict(1, world_size=2)[0] == doctor.WARN  # 2 processes + 2 workers on 2 cores

@@ -4,7 +4,7 @@ Checks, in the order training meets them:
 
 1. recipe: parses (unknown keys, bad values and key combinations are reported as training would);
 2. environment: Python, torch, CUDA devices (count, names, bf16 support), accelerate and its config, the
-   precision the recipe resolves to;
+   precision the recipe resolves to, loader workers against the CPU cores (a warning when they outnumber them);
 3. data: the folder exists and is valid (a raw folder is validated, then converted into the same cache training
    uses; a converted folder is loaded), both splits present, class counts;
 4. pretrained checkpoint (if the recipe names one): present and importable into the architecture;
@@ -100,6 +100,27 @@ def check_environment(checklist: Checklist, training_args, model_args=None) -> N
         + (f" (launched by accelerate: {sorted(launched)})" if launched else ""),
     )
     checklist.add(OK, "precision", f"{training_args.mixed_precision} (bf16={training_args.bf16}, fp16={training_args.fp16})")
+    check_loader_workers(checklist, training_args)
+
+
+def _cpu_cores() -> int:
+    # The cores this process may run on (a container's or taskset's limit), not the machine's count.
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_loader_workers(checklist: Checklist, training_args) -> None:
+    """Loader workers beyond the cores compete with the training processes for them (each clip is decoded and
+    augmented on the CPU): slower, not faster."""
+    workers, cores = training_args.dataloader_num_workers, _cpu_cores()
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", training_args.world_size))  # on this machine
+    busy = processes * (workers + 1)
+    detail = f"{workers} per process x {processes} process(es) on {cores} CPU core(s)"
+    if workers and busy > cores:
+        fit = max(cores // processes - 1, 0)
+        checklist.add(WARN, "loader workers", f"{detail}: {busy} processes for {cores} cores compete for them; "
+                      f"--dataloader_num_workers {fit} fits this machine")
+    else:
+        checklist.add(OK, "loader workers", detail)
 
 
 def check_data(checklist: Checklist, data_args, training_args):
