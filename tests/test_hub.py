@@ -213,6 +213,18 @@ def test_push_without_metrics_needs_the_flag(tiny_model_dir, tmp_path):
     assert main(["--model", str(tiny_model_dir), "--repo_id", "org/x", "--dry_run", "--allow_incomplete_card"]) == 0
 
 
+def test_a_repo_id_the_hub_would_refuse_is_refused_in_a_dry_run_too(tiny_model_dir, converted_dataset, capsys):
+    from thermal_hf.hub import main
+
+    args = ["--model", str(tiny_model_dir), "--allow_incomplete_card", "--dry_run"]
+    assert main([*args, "--repo_id", "bad repo id"]) == 2
+    err = capsys.readouterr().err
+    assert "--repo_id 'bad repo id' is not a Hub repo id: expected ORG/NAME" in err
+    assert main([*args, "--repo_id", "org/x", "--dataset", str(converted_dataset), "--dataset_repo_id", "org//d"]) == 2
+    assert "--dataset_repo_id 'org//d' is not a Hub repo id" in capsys.readouterr().err
+    assert main([*args, "--repo_id", "org/x"]) == 0
+
+
 def test_push_of_a_missing_model_folder_names_it(tmp_path, capsys):
     from thermal_hf.hub import main
 

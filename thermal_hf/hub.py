@@ -293,6 +293,17 @@ def _is_hub_id(text: str) -> bool:
     return True
 
 
+def check_repo_id(repo_id: str, what: str = "repo_id") -> None:
+    """A repo id the Hub would refuse (`bad repo id`, `org//name`), refused here before any work, with the rule."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise ThermalDataError(f"{what} {repo_id!r} is not a Hub repo id: expected ORG/NAME (or NAME for your own "
+                               f"namespace) of letters, digits, '-', '_' and '.' ({err})") from None
+
+
 _CHECKPOINT_SUFFIXES = (".pyth", ".pth", ".pt", ".ckpt", ".bin", ".safetensors")
 
 
@@ -791,6 +802,9 @@ def main(argv: list[str] | None = None) -> int:
             raise ThermalDataError("--model needs --repo_id ORG/NAME")
         if args.dataset is not None and args.model is None and not args.dataset_repo_id:
             raise ThermalDataError("--dataset needs --dataset_repo_id ORG/NAME")
+        for flag, repo_id in (("--repo_id", args.repo_id), ("--dataset_repo_id", args.dataset_repo_id)):
+            if repo_id is not None:  # before the card is rendered, and in --dry_run too
+                check_repo_id(repo_id, flag)
         card = None
         if args.model is not None:
             card = render_model_card(
