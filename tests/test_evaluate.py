@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -323,3 +324,18 @@ def test_windows_the_model_was_not_made_for_are_refused(tiny_model_dir, syntheti
     assert "holds windows made with frame_rate 2.0, but frame_rate none (consecutive recorded frames) were asked" in err
     assert "(the model)" in err and "the model takes the windows it was trained on" in err and "recipe" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_an_earlier_evaluation_is_kept_unless_overwrite(trained_model_dir, converted_dataset, evaluated, tmp_path,
+                                                         capsys):
+    out = tmp_path / "again"
+    shutil.copytree(evaluated, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    args = ["--model", str(trained_model_dir), "--dataset", str(converted_dataset), "--output_dir", str(out),
+            "--device", "cpu", "--split", "train"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--output_dir {out} holds an earlier evaluation (metrics.json, report.md" in err and "--overwrite" in err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
+    assert main([*args, "--overwrite"]) == 0
+    assert json.loads((out / "metrics.json").read_text())["dataset"]["split"] == "train"

@@ -276,3 +276,16 @@ def test_unreadable_recording_is_named(tiny_model_dir, recording, tmp_path, caps
     assert not (tmp_path / "out").exists()  # failed before the model was loaded or anything written
     with pytest.raises(ThermalDataError, match="not a readable HDF5 recording"):
         next(iter_window_batches(bad, T, 8, 4))
+
+
+def test_earlier_timelines_are_kept_unless_overwrite(tiny_model_dir, recording, tmp_path, capsys):
+    out = tmp_path / "timeline"
+    args = ["--model", str(tiny_model_dir), str(recording), "--output_dir", str(out), "--stride", "64"]
+    assert main(args) == 0
+    before = (out / "timeline.csv").read_bytes()
+    assert main([*args[:-1], "32"]) == 2
+    err = capsys.readouterr().err
+    assert f"--output_dir {out} holds earlier timelines ({out / 'timeline.csv'}" in err and "--overwrite" in err
+    assert (out / "timeline.csv").read_bytes() == before
+    assert main([*args[:-1], "32", "--overwrite"]) == 0
+    assert len(_rows(out / "timeline.csv")) > len(before.decode().splitlines()) - 1

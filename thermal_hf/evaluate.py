@@ -135,6 +135,10 @@ def majority_baseline(train_labels: np.ndarray, num_labels: int, eval_labels: np
     }
 
 
+#: What an evaluation writes into its output_dir.
+RESULT_FILES = ("metrics.json", "report.md", "confusion_matrix.png", "predictions.csv")
+
+
 def evaluate(
     model_dir: str | Path,
     dataset_dir: str | Path,
@@ -146,9 +150,11 @@ def evaluate(
     device: str = "auto",
     progress: bool | None = None,
     test_time_views: int | None = None,
+    overwrite: bool = False,
 ) -> dict[str, Any] | None:
     """Run the evaluation; on the main process write the four files and return the metrics (else ``None``).
-    ``test_time_views`` (1, 2, 4, 8) overrides the model's own ``config.test_time_views`` for this evaluation."""
+    ``test_time_views`` (1, 2, 4, 8) overrides the model's own ``config.test_time_views`` for this evaluation.
+    An ``output_dir`` holding an earlier evaluation's files is refused unless ``overwrite``."""
     import torch
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -169,6 +175,10 @@ def evaluate(
         raise ValueError(f"device must be auto, cpu or cuda (accelerate places each process), got {device!r}")
     if Path(output_dir).exists() and not Path(output_dir).is_dir():
         raise ThermalDataError(f"--output_dir {output_dir}: an existing file; give a folder for the evaluation's files")
+    earlier = [name for name in RESULT_FILES if (Path(output_dir) / name).exists()]
+    if earlier and not overwrite:  # another model's or split's results, kept unless asked (as convert and train do)
+        raise ThermalDataError(f"--output_dir {output_dir} holds an earlier evaluation ({', '.join(earlier)}); "
+                               "refusing to replace it (pass --overwrite / overwrite=True, or choose another folder)")
     resolve_device(device)  # --device cuda on a machine without a GPU is an error, not a quiet CPU run
     # `auto` without a GPU is the CPU too: Accelerator(cpu=False) there would not join launched processes into one
     # job, and each would evaluate everything on its own.
@@ -505,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test_time_views", type=int, metavar="{1,2,4,8}",
                    help="views of each clip averaged (mirrors, turns; checked by the model's config); default: the "
                         "model's config.test_time_views")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier evaluation's files in --output_dir")
     return p
 
 
@@ -514,13 +525,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")
         result = evaluate(args.model, args.dataset, args.output_dir, split=args.split, batch_size=args.batch_size,
-                          num_workers=args.num_workers, device=args.device, test_time_views=args.test_time_views)
+                          num_workers=args.num_workers, device=args.device, test_time_views=args.test_time_views,
+                          overwrite=args.overwrite)
     except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if result is not None:
         print(format_comparison(result))
-        print(f"wrote metrics.json, report.md, confusion_matrix.png, predictions.csv to {args.output_dir}")
+        print(f"wrote {', '.join(RESULT_FILES)} to {args.output_dir}")
     return 0
 
 

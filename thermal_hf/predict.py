@@ -379,9 +379,16 @@ def plot_timeline(rows: list[dict[str, Any]], names: list[str], out: Path, *, ti
 
 
 def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride=8, batch_size=8, annotations=None,
-                  device="auto", gap_s=0.5, test_time_views: int | None = None) -> list[Path]:
+                  device="auto", gap_s=0.5, test_time_views: int | None = None, overwrite=False) -> list[Path]:
     """Run ``predict_recording`` on each file and write its timeline; return the output folders.
-    ``test_time_views`` (1, 2, 4, 8) overrides the model's own ``config.test_time_views``."""
+    ``test_time_views`` (1, 2, 4, 8) overrides the model's own ``config.test_time_views``. Earlier timelines in
+    ``output_dir`` are refused unless ``overwrite``."""
+    outs = timeline_folders(recordings, output_dir)
+    earlier = [str(out / name) for out in outs for name in TIMELINE_FILES if (out / name).exists()]
+    if earlier and not overwrite:
+        raise ThermalDataError(f"--output_dir {output_dir} holds earlier timelines ({', '.join(earlier[:3])}"
+                               f"{' ...' if len(earlier) > 3 else ''}); refusing to replace them (pass --overwrite / "
+                               "overwrite=True, or choose another folder)")
     model, processor = load_model_and_processor(model_dir, device)
     if test_time_views is not None:
         model.set_test_time_views(test_time_views)
@@ -393,15 +400,8 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
             with open_recording(Path(path)) as handle:
                 read_timestamps(handle, path, int(recording_frames(handle, path).shape[0]), processor.frame_rate)
     output_dir.mkdir(parents=True, exist_ok=True)
-    outs = []
-    used: set[str] = set()
-    for path in recordings:
+    for path, out in zip(recordings, outs):
         path = Path(path)
-        name, n = path.stem, 2
-        while name in used:  # two files of one name (other folders, or the same file twice): one folder each
-            name, n = f"{path.stem}_{n}", n + 1
-        used.add(name)
-        out = output_dir if len(recordings) == 1 else output_dir / name
         out.mkdir(parents=True, exist_ok=True)
         rows = predict_recording(model, processor, path, stride=stride, batch_size=batch_size)
         write_timeline_csv(rows, out / "timeline.csv")
@@ -423,7 +423,24 @@ def predict_files(model_dir, recordings: list[Path], output_dir: Path, *, stride
         plot_timeline(rows, names, out / "timeline.png", title=f"{path.name}: predicted action ({len(rows)} windows, "
                       f"stride {stride})", keyframes=keyframes, timestamps=stamps, gap_s=gap_s)
         print(f"{path.name}: {len(rows)} windows -> {out / 'timeline.csv'}, {out / 'timeline.png'}")
-        outs.append(out)
+    return outs
+
+
+#: What predict writes for each recording.
+TIMELINE_FILES = ("timeline.csv", "timeline.png")
+
+
+def timeline_folders(recordings: list[Path], output_dir: Path) -> list[Path]:
+    """Where each recording's timeline goes: ``output_dir`` for one recording, ``output_dir/<stem>`` for several."""
+    if len(recordings) == 1:
+        return [Path(output_dir)]
+    outs, used = [], set()
+    for path in map(Path, recordings):
+        name, n = path.stem, 2
+        while name in used:  # two files of one name (other folders, or the same file twice): one folder each
+            name, n = f"{path.stem}_{n}", n + 1
+        used.add(name)
+        outs.append(Path(output_dir) / name)
     return outs
 
 
@@ -442,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test_time_views", type=int, metavar="{1,2,4,8}",
                    help="views of each window averaged (mirrors, turns; checked by the model's config); default: the "
                         "model's config.test_time_views")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier timelines in --output_dir")
     return p
 
 
@@ -462,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
                 pass
         predict_files(args.model, args.recordings, args.output_dir, stride=args.stride, batch_size=args.batch_size,
                       annotations=args.annotations, device=args.device, gap_s=args.gap_s,
-                      test_time_views=args.test_time_views)
+                      test_time_views=args.test_time_views, overwrite=args.overwrite)
     except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
