@@ -100,3 +100,14 @@ def test_every_option_with_a_default_says_it_in_its_help(name, monkeypatch):
               if a.option_strings and not isinstance(a, flags) and a.default not in (None, argparse.SUPPRESS, [])
               and "default" not in (a.help or "")]
     assert not silent, f"thermal-hf {name}: options whose --help hides their default: {silent}"
+
+
+def test_ctrl_c_in_any_command_stops_without_a_traceback(monkeypatch, capsys):
+    from thermal_hf.data import stats
+
+    def interrupted(argv):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stats, "main", interrupted)
+    assert main(["stats", "somewhere"]) == 130
+    assert capsys.readouterr().err.strip() == "thermal-hf stats: interrupted"

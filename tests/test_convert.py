@@ -163,7 +163,7 @@ def _snapshot(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def test_failed_conversion_keeps_existing_dataset(raw, tmp_path, monkeypatch):
+def test_failed_conversion_keeps_existing_dataset(raw, tmp_path, monkeypatch, capsys):
     out = tmp_path / "ds"
     convert_dataset(raw, out, num_frames=2)
     before = _snapshot(out)
@@ -188,6 +188,12 @@ def test_failed_conversion_keeps_existing_dataset(raw, tmp_path, monkeypatch):
         convert_dataset(raw, out, num_frames=4, overwrite=True)
     assert _snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad", "ds"]  # temp folder cleaned up
+    # the command line says so, without a traceback
+    calls["n"] = 0
+    assert main([str(raw), str(out), "--num_frames", "4", "--overwrite"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: {out} is as it was" in err and "Traceback" not in err
+    assert _snapshot(out) == before
     monkeypatch.undo()
     # 3. a successful conversion replaces it
     convert_dataset(raw, out, num_frames=4, overwrite=True)

@@ -339,3 +339,19 @@ def test_an_earlier_evaluation_is_kept_unless_overwrite(trained_model_dir, conve
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
     assert main([*args, "--overwrite"]) == 0
     assert json.loads((out / "metrics.json").read_text())["dataset"]["split"] == "train"
+
+
+def test_ctrl_c_while_scoring_writes_nothing_and_says_so(trained_model_dir, converted_dataset, tmp_path, capsys,
+                                                         monkeypatch):
+    import thermal_hf.training.metrics as metrics
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(metrics, "compute_classification_metrics", interrupted)
+    out = tmp_path / "eval"
+    assert main(["--model", str(trained_model_dir), "--dataset", str(converted_dataset), "--output_dir", str(out),
+                 "--device", "cpu"]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted: the results are written to {out} only once every clip is scored" in err
+    assert not out.exists() or not any(out.iterdir())

@@ -252,3 +252,34 @@ def test_two_processes_without_use_cpu_still_train_one_model(synthetic_root, tmp
     report = json.loads((out / "eval_report.json").read_text())
     assert report["num_processes"] == 2 and report["num_samples"] == 10
     assert "use_cpu set to true" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("stop_at, kept", [(3, "checkpoint-2"), (0, None)])
+def test_ctrl_c_says_what_is_kept_and_the_command_that_continues(converted_dataset, tmp_path, capsys, monkeypatch,
+                                                                stop_at, kept):
+    from thermal_hf.train import main
+    from thermal_hf.training.trainer import ThermalTrainer
+
+    out = tmp_path / "out"
+    common = [str(TINY), "--dataset", str(converted_dataset), "--output_dir", str(out), "--do_eval", "false"]
+    step = ThermalTrainer.training_step
+
+    def interrupted(self, *args, **kwargs):
+        if self.state.global_step == stop_at:
+            raise KeyboardInterrupt
+        return step(self, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ThermalTrainer, "training_step", interrupted)
+        assert main(common) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    if kept:
+        assert f"interrupted: {out} keeps {kept}; the same command with --resume_from_checkpoint true continues " \
+               f"from {kept}" in err
+    else:
+        assert f"interrupted: no complete checkpoint in {out}; the same command with --resume_from_checkpoint " \
+               "true starts it again from step 0" in err
+    # What it says works.
+    assert main([*common, "--resume_from_checkpoint", "true"]) == 0
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4

@@ -54,8 +54,12 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         print(f"thermal-hf: unknown command {name!r}.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(SUBCOMMANDS[name][0])
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:  # the commands that write say what they kept; the others stop without a traceback
+        print(f"\nthermal-hf {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

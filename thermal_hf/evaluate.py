@@ -47,6 +47,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ import numpy as np
 
 from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import RecipeError, ThermalDataError
+from thermal_hf.training.output_dir import EVALUATE_RESULTS
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +137,8 @@ def majority_baseline(train_labels: np.ndarray, num_labels: int, eval_labels: np
     }
 
 
-#: What an evaluation writes into its output_dir.
-RESULT_FILES = ("metrics.json", "report.md", "confusion_matrix.png", "predictions.csv")
+#: What an evaluation writes into its output_dir (training's output-folder rules know them too).
+RESULT_FILES = EVALUATE_RESULTS
 
 
 def evaluate(
@@ -530,6 +532,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") == "0":
+            print(f"\ninterrupted: the results are written to {args.output_dir} only once every clip is scored; run "
+                  "the same command again", file=sys.stderr)
+        return 130
     if result is not None:
         print(format_comparison(result))
         print(f"wrote {', '.join(RESULT_FILES)} to {args.output_dir}")

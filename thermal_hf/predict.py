@@ -484,6 +484,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ThermalDataError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # each finished recording's timeline was printed as it was written
+        print("\ninterrupted: the timelines printed above are complete; run the command again with --overwrite "
+              "(or on the remaining recordings) for the rest", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -589,6 +589,7 @@ def push(training_args, output_dir: Path, metrics: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m thermal_hf.train RECIPE.yaml [--key value ...]``; returns the exit status."""
+    parsed = None
     try:
         try:
             parsed = parse_recipe(argv, prog="python -m thermal_hf.train RECIPE.yaml")
@@ -598,6 +599,10 @@ def main(argv: list[str] | None = None) -> int:
         _wait_for_the_other_processes()
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") == "0":  # Ctrl-C reaches every launched process: one of them says it
+            print(f"\ninterrupted: {_what_an_interrupted_run_kept(parsed)}", file=sys.stderr)
+        return 130
     except (RecipeError, ThermalDataError, CheckpointError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -607,6 +612,21 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         _destroy_process_group()
     return 0
+
+
+def _what_an_interrupted_run_kept(parsed: ParsedRecipe | None) -> str:
+    """Which checkpoints a stopped run left and the command that continues it (instead of a traceback)."""
+    from .training.output_dir import checkpoints, is_complete
+
+    if parsed is None:
+        return "nothing was written"
+    output_dir = Path(parsed.training_args.output_dir)
+    complete = [c.name for c in checkpoints(output_dir) if is_complete(c)]
+    if not complete:
+        return (f"no complete checkpoint in {output_dir}; the same command with --resume_from_checkpoint true "
+                "starts it again from step 0 (or --overwrite_output_dir true clears the folder)")
+    return (f"{output_dir} keeps {', '.join(complete)}; the same command with --resume_from_checkpoint true "
+            f"continues from {complete[-1]}")
 
 
 def _wait_for_the_other_processes() -> None:

@@ -649,6 +649,10 @@ def main(argv: list[str] | None = None) -> int:
     except ThermalDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the hidden folder is removed on the way out; OUTPUT_DIR is renamed in only at the end
+        print(f"\ninterrupted: {args.output_dir} is as it was (a conversion is renamed into place only when it is "
+              "complete); run the same command again", file=sys.stderr)
+        return 130
     print(report.format())
     if report_json is not None:
         try:
