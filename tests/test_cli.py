@@ -111,3 +111,29 @@ def test_ctrl_c_in_any_command_stops_without_a_traceback(monkeypatch, capsys):
     monkeypatch.setattr(stats, "main", interrupted)
     assert main(["stats", "somewhere"]) == 130
     assert capsys.readouterr().err.strip() == "thermal-hf stats: interrupted"
+
+
+@pytest.mark.parametrize("main_process", [True, False])
+def test_our_warnings_are_one_log_line_of_the_main_process(main_process, caplog):
+    import logging
+    import warnings
+    from types import SimpleNamespace
+
+    from thermal_hf.log_warnings import log_package_warnings
+    from thermal_hf.training.trainer import ThermalTrainer
+
+    # What training does: class weights of a split without class b (warned inside thermal_hf/training/trainer.py).
+    trainer = SimpleNamespace(args=SimpleNamespace(class_weighting="inverse_frequency", class_weight_beta=0.9),
+                              train_dataset=SimpleNamespace(class_counts=lambda n: [3, 0, 2]), num_labels=3,
+                              model=SimpleNamespace(config=SimpleNamespace(id2label={0: "a", 1: "b", 2: "c"})))
+    with warnings.catch_warnings(record=True) as shown:  # what Python's own display would have printed
+        warnings.simplefilter("always")
+        log_package_warnings(main_process=main_process)
+        log_package_warnings(main_process=main_process)  # installed twice (train, then evaluate): said once
+        with caplog.at_level(logging.WARNING, logger="thermal_hf"):
+            ThermalTrainer._class_weights_from_dataset(trainer)
+            warnings.warn("a user's own warning", UserWarning, stacklevel=1)
+    ours = [r.getMessage() for r in caplog.records if "no training samples" in r.getMessage()]
+    assert ours == (["1 class(es) have no training samples and get weight 0: b"] if main_process else [])
+    # Not Python's display (file, line, code line) for ours; warnings from outside thermal_hf keep it.
+    assert [str(w.message) for w in shown] == ["a user's own warning"]

@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         hint = f" Did you mean: {', '.join(close)}?" if close else ""
         print(f"thermal-hf: unknown command {name!r}.{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
+    from .log_warnings import log_package_warnings
+
+    log_package_warnings()
     try:
         module = importlib.import_module(SUBCOMMANDS[name][0])
         return int(module.main(rest) or 0)

@@ -56,6 +56,7 @@ import numpy as np
 
 from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import RecipeError, ThermalDataError
+from thermal_hf.log_warnings import log_package_warnings
 from thermal_hf.training.output_dir import EVALUATE_RESULTS
 
 logger = logging.getLogger(__name__)
@@ -523,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_package_warnings()  # `accelerate launch -m thermal_hf.evaluate` comes here without the `thermal-hf` script
     try:
         if args.batch_size < 1:
             raise ValueError(f"--batch_size must be >= 1, got {args.batch_size}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, RecipeError, ThermalDataError, TrainingDivergedError
+from .log_warnings import log_package_warnings
 from .parser import ParsedRecipe, dump_recipe, parse_recipe
 from .training.output_dir import check_output_dir, remove_earlier_run, resolve_resume
 
@@ -56,6 +57,7 @@ def setup_logging(training_args) -> None:
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
     logging.getLogger("thermal_hf").setLevel(logging.INFO if training_args.should_log else logging.WARNING)
+    log_package_warnings(main_process=training_args.process_index == 0)
 
 
 def resolve_dataset(data_args, training_args) -> Path:

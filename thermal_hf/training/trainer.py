@@ -238,7 +238,7 @@ class ThermalTrainer(Trainer):
         self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
         self.logit_offsets = self._logit_offsets_from_dataset()
         if self.class_weights is not None:
-            logger.info(f"class weights ({self.args.class_weighting}): {self.class_weights.tolist()}")
+            logger.info(f"class weights ({self.args.class_weighting}): {[round(w, 4) for w in self.class_weights.tolist()]}")
 
     def _check_num_frames(self) -> None:
         # The model takes any clip length, so a processor saved beside it with another num_frames would make the
