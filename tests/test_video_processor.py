@@ -100,6 +100,26 @@ def test_kelvin_clips_and_other_window_lengths_are_warned_about(processor):
     assert f"num_frames={2 * NUM_FRAMES} differs from the {NUM_FRAMES} frames this processor was saved" in longer.out
 
 
+def test_clips_of_another_length_are_fitted_with_a_warning(processor):
+    from transformers.testing_utils import CaptureLogger
+
+    from thermal_hf.models.thermal_slowfast import video_processing_thermal_slowfast as module
+
+    module.logger.warning_once.cache_clear()
+    with CaptureLogger(module.logger) as fitting:
+        assert processor(_clip())["pixel_values"].shape[1] == NUM_FRAMES
+    assert fitting.out == ""  # a clip of the processor's length is what the model was trained on
+    cases = ((NUM_FRAMES - 6, {}, f"a clip of {NUM_FRAMES - 6} frames is padded to num_frames={NUM_FRAMES} by "
+              "repeating its first and last frames"),
+             (NUM_FRAMES + 8, {}, f"a clip of {NUM_FRAMES + 8} frames is cut to its centre {NUM_FRAMES} frames"),
+             (NUM_FRAMES + 9, {"do_sample_frames": True},
+              f"a clip of {NUM_FRAMES + 9} frames is evenly subsampled to {NUM_FRAMES} (do_sample_frames"))
+    for frames, kwargs, expected in cases:
+        with CaptureLogger(module.logger) as fitting:
+            assert processor(_clip(frames=frames), **kwargs)["pixel_values"].shape[1] == NUM_FRAMES
+        assert expected in fitting.out
+
+
 def test_fit_length_rules(processor):
     long_clip = np.arange(40, dtype=np.float32)[:, None, None] * np.ones((1, 2, 3), np.float32)
     sampled = processor.fit_length(long_clip, NUM_FRAMES, do_sample_frames=True)[:, 0, 0]

@@ -35,7 +35,7 @@ For windows of HDF5 recordings use :class:`ThermalVideoClassificationPipeline`, 
 It differs from the stock pipeline only where that helps thermal data: it accepts ``start_frame`` /
 ``keyframe_index`` (edge windows are padded by repeating frames, as in training), it does not force even
 subsampling (a longer clip is cut by the processor's own rule, ``do_sample_frames`` in its config; default: the
-centre ``num_frames``, same frame rate as training), it batches (``batch_size``), its ``save_pretrained`` keeps
+centre ``num_frames``, same frame rate as training; a shorter clip is edge-padded; both with a warning), it batches (``batch_size``), its ``save_pretrained`` keeps
 the video processor, and it rejects a ``(B, T, H, W)`` array (the stock pipeline answers for its first clip only,
 with a warning: pass a list instead). Both refuse a clip with a colour axis (``(T, H, W, 3)``): a thermal clip
 is one Celsius value per pixel. A model whose processor has a

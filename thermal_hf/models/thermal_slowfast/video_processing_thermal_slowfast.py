@@ -166,6 +166,8 @@ class ThermalVideoProcessor(BaseVideoProcessor):
       (same frame rate as training windows);
     - a shorter clip is padded by repeating its first and last frames, split evenly before/after so that the
       clip's centre stays the window's centre.
+    An array clip that is subsampled, cut or padded is warned about (once per kind and process); windows read
+    from recordings always have `num_frames` frames.
 
     Args:
         num_frames (`int`, *optional*, defaults to 64): frames per clip given to the model.
@@ -411,6 +413,21 @@ class ThermalVideoProcessor(BaseVideoProcessor):
                 "(pipeline('thermal-video-classification')(path, keyframe_index=N)), for a timeline `thermal-hf predict`"
             )
 
+    @staticmethod
+    def _warn_if_refitted(lengths: list[int], num_frames: int, do_sample_frames: bool) -> None:
+        """An array clip of another length is fitted (`fit_length`) as documented; said once per kind, since the
+        model then sees frames other than the consecutive ones it was trained on (recording windows always fit)."""
+        shorter = [n for n in lengths if n < num_frames]
+        longer = [n for n in lengths if n > num_frames]
+        if shorter:
+            logger.warning_once(f"a clip of {shorter[0]} frames is padded to num_frames={num_frames} by repeating its "
+                                "first and last frames: give clips of num_frames frames")
+        if longer:
+            how = (f"evenly subsampled to {num_frames} (do_sample_frames: its frames are no longer consecutive)"
+                   if do_sample_frames else f"cut to its centre {num_frames} frames")
+            logger.warning_once(f"a clip of {longer[0]} frames is {how}: give clips of num_frames={num_frames} frames, "
+                                "or a recording path with start_frame / keyframe_index")
+
     def _frame_indices(self, total, num_frames, start_frame, keyframe_index, do_sample_frames) -> np.ndarray:
         """Window of consecutive recorded frames (no `frame_rate`)."""
         from ...data.windows import window_indices
@@ -534,6 +551,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
                 f"num_frames={num_frames} differs from the {self.num_frames} frames this processor was saved with "
                 "(the model's training windows): the model answers for a time span it was not trained on"
             )
+        self._warn_if_refitted([len(clip) for clip in clips], num_frames, do_sample_frames)
         out, dead, hot = [], [], []
         for i, clip in enumerate(clips):
             if self.has_no_valid_pixel(np.asarray(clip)):
