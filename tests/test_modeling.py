@@ -206,7 +206,7 @@ def test_forward_loss_hard_and_soft_labels(tiny_model):
 
 
 def test_forward_rejects_bad_inputs(tiny_model):
-    with pytest.raises(ValueError, match="frames"):
+    with pytest.raises(ValueError, match=r"pixel_values' frames=12: must be divisible by slow_temporal_stride"):
         tiny_model(_clip(frames=12))
     with pytest.raises(ValueError, match="channels"):
         tiny_model(_clip().unsqueeze(2).repeat(1, 1, 2, 1, 1))
@@ -275,6 +275,20 @@ def test_save_load_gives_bit_identical_logits(tmp_path, tiny_model):
     clip = _clip()
     with torch.no_grad():
         assert torch.equal(tiny_model(clip).logits, loaded(clip).logits)
+
+
+def test_saved_weights_are_as_readable_as_the_folders_other_files(tmp_path, tiny_model):
+    import os
+    import stat
+
+    # safetensors writes 0600 whatever the umask; the config beside it follows the umask.
+    old = os.umask(0o022)
+    try:
+        tiny_model.save_pretrained(tmp_path / "shared")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "shared").iterdir()}
+    assert modes == {"config.json": 0o644, "model.safetensors": 0o644}
 
 
 def test_new_head_with_ignore_mismatched_sizes_keeps_backbone(tmp_path):

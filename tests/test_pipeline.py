@@ -231,5 +231,5 @@ def test_a_num_frames_the_model_cannot_take_is_refused_before_reading(spread_mod
 
     _, _, out = spread_model
     thermal = pipeline(THERMAL_TASK, model=str(out))
-    with pytest.raises(ValueError, match=r"num_frames=7: this model needs a multiple of its slow_temporal_stride"):
+    with pytest.raises(ValueError, match=r"num_frames=7: must be divisible by slow_temporal_stride \(8\) and fast_temporal_stride \(2\); this model was trained on"):
         thermal(str(tmp_path / "not_read.h5"), num_frames=7)  # refused before the (missing) file is opened

@@ -124,11 +124,8 @@ class ThermalVideoClassificationPipeline(VideoClassificationPipeline):
             )
         num_frames = num_frames or self.model.config.num_frames
         config = self.model.config
-        if num_frames % config.slow_temporal_stride or num_frames % config.fast_temporal_stride:
-            # said before any recording is read, not by the model's forward
-            raise ValueError(f"num_frames={num_frames}: this model needs a multiple of its slow_temporal_stride "
-                             f"({config.slow_temporal_stride}) and fast_temporal_stride ({config.fast_temporal_stride}); "
-                             f"it was trained on {config.num_frames}")
+        # said before any recording is read, not by the model's forward
+        config.check_num_frames(num_frames, hint=f"; this model was trained on {config.num_frames}")
         kwargs: dict[str, Any] = {"num_frames": num_frames, **(processor_settings or {})}
         if start_frame is not None:
             kwargs["start_frame"] = start_frame

@@ -128,6 +128,13 @@ class ThermalSlowFastConfig(PreTrainedConfig):
         """Frame-rate ratio between the Fast and the Slow pathway (alpha, 4 by default)."""
         return self.slow_temporal_stride // self.fast_temporal_stride
 
+    def check_num_frames(self, frames: int, what: str = "num_frames", hint: str = "") -> None:
+        """Raise `ValueError` unless both pathways can take clips of ``frames`` frames (the config's own
+        num_frames, the frames a forward gets, the num_frames a pipeline call asks for)."""
+        if frames % self.slow_temporal_stride or frames % self.fast_temporal_stride:
+            raise ValueError(f"{what}={frames}: must be divisible by slow_temporal_stride ({self.slow_temporal_stride}) "
+                             f"and fast_temporal_stride ({self.fast_temporal_stride}){hint}")
+
     def validate_architecture(self):
         """Part of `@strict`-powered validation: reject settings the backbone cannot run."""
         super().validate_architecture()
@@ -183,11 +190,7 @@ class ThermalSlowFastConfig(PreTrainedConfig):
                 f"slow_temporal_stride ({self.slow_temporal_stride}) must be a multiple of fast_temporal_stride "
                 f"({self.fast_temporal_stride}): their ratio is the SlowFast alpha"
             )
-        if self.num_frames % self.slow_temporal_stride or self.num_frames % self.fast_temporal_stride:
-            raise ValueError(
-                f"num_frames ({self.num_frames}) must be divisible by slow_temporal_stride "
-                f"({self.slow_temporal_stride}) and fast_temporal_stride ({self.fast_temporal_stride})"
-            )
+        self.check_num_frames(self.num_frames)
         if self.stem_width % self.slowfast_channel_ratio:
             raise ValueError(
                 f"slowfast_channel_ratio ({self.slowfast_channel_ratio}) must divide stem_width ({self.stem_width})"

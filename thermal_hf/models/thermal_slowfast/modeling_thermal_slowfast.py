@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +62,12 @@ def build_slowfast(config: ThermalSlowFastConfig) -> nn.Module:
     )
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only way to read it; set back at once
+    os.umask(mask)
+    return mask
+
+
 def _run_pathway_block(block: nn.Module, *pathways: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Run a multipathway block on tensors given one by one (as activation checkpointing needs them).
 
@@ -78,6 +86,20 @@ class ThermalSlowFastPreTrainedModel(PreTrainedModel):
     main_input_name = "pixel_values"
     input_modalities = "video"
     supports_gradient_checkpointing = True
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, with the weight files readable as the folder's other files.
+
+        safetensors (0.8) writes them through a private temporary file, mode 0600 whatever the umask: a model
+        folder shared with a serving account or a team would hold a config it can read and weights it cannot.
+        """
+        out = super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            mode = 0o666 & ~_umask()
+            for path in Path(save_directory).glob("model*.safetensors"):  # what save_pretrained writes
+                if path.stat().st_mode & 0o777 != mode:
+                    path.chmod(mode)
+        return out
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:
@@ -168,12 +190,7 @@ class ThermalSlowFastForVideoClassification(ThermalSlowFastPreTrainedModel):
         batch, frames, channels, height, width = pixel_values.shape
         if channels != config.num_channels:
             raise ValueError(f"pixel_values has {channels} channels, the config expects num_channels={config.num_channels}")
-        if frames % config.slow_temporal_stride or frames % config.fast_temporal_stride:
-            raise ValueError(
-                f"pixel_values has {frames} frames; it must be divisible by slow_temporal_stride "
-                f"({config.slow_temporal_stride}) and fast_temporal_stride ({config.fast_temporal_stride}) "
-                f"(the processor gives num_frames={config.num_frames})"
-            )
+        config.check_num_frames(frames, "pixel_values' frames", hint=f" (the processor gives {config.num_frames})")
         x = pixel_values.to(self.dtype)
         # Only the frames some pathway uses are resized (every fast_temporal_stride-th, slow ones are a subset).
         x = x[:, :: config.fast_temporal_stride]
