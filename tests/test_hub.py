@@ -79,6 +79,20 @@ def test_card_is_rendered_from_real_results(card_model_dir):
     assert "never appear in training" in card  # imbalance note names the absent classes
 
 
+def test_card_of_a_keyframe_vote_says_what_its_numbers_count(card_model_dir, tmp_path):
+    from thermal_hf.hub import render_model_card
+
+    metrics = json.loads((card_model_dir / "metrics.json").read_text())
+    plain = render_model_card(card_model_dir, repo_id="org/thermal-tiny")
+    assert f"split ({metrics['num_samples']} samples):" in plain
+    # evaluate with the recipe's eval_target: keyframe (people's answers voted per keyframe)
+    voted = tmp_path / "voted.json"
+    voted.write_text(json.dumps({**metrics, "per_person": {"num_samples": metrics["num_samples"] + 22}}))
+    card = render_model_card(card_model_dir, repo_id="org/thermal-tiny", metrics=voted)
+    assert (f"split ({metrics['num_samples']} keyframes: the answers for their {metrics['num_samples'] + 22} "
+            "annotated people voted into one per keyframe") in card
+
+
 def test_card_says_how_windows_are_timed(card_model_dir, tmp_path):
     import shutil
 

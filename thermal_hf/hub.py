@@ -196,7 +196,13 @@ def _metrics_section(metrics: dict | None) -> str:
             row = f"| {name} | {_fmt(metrics[key])} |"
             rows.append(row + (f" {_fmt(baseline.get(key))} |" if has_base else ""))
     n = metrics.get("num_samples")
-    text = f"On the `{split}` split" + (f" ({n} samples)" if n is not None else "") + ":\n\n" + "\n".join(rows)
+    people = (metrics.get("per_person") or {}).get("num_samples")
+    if n is not None and people is not None:  # eval_target: keyframe; the class tables count people
+        counted = (f" ({n} keyframes: the answers for their {people} annotated people voted into one per keyframe, "
+                   "the recipe's `eval_target: keyframe`; the class distribution counts people)")
+    else:
+        counted = f" ({n} samples)" if n is not None else ""
+    text = f"On the `{split}` split" + counted + ":\n\n" + "\n".join(rows)
     if has_base:
         text += (
             f"\n\nThe baseline always predicts the majority class of the {baseline.get('source_split', 'train')} "
