@@ -57,7 +57,7 @@ import numpy as np
 from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import RecipeError, ThermalDataError
 from thermal_hf.log_warnings import log_package_warnings
-from thermal_hf.training.output_dir import EVALUATE_RESULTS
+from thermal_hf.training.output_dir import EVALUATE_RESULTS  # what an evaluation writes into its output_dir
 
 logger = logging.getLogger(__name__)
 
@@ -138,10 +138,6 @@ def majority_baseline(train_labels: np.ndarray, num_labels: int, eval_labels: np
     }
 
 
-#: What an evaluation writes into its output_dir (training's output-folder rules know them too).
-RESULT_FILES = EVALUATE_RESULTS
-
-
 def evaluate(
     model_dir: str | Path,
     dataset_dir: str | Path,
@@ -178,7 +174,7 @@ def evaluate(
         raise ValueError(f"device must be auto, cpu or cuda (accelerate places each process), got {device!r}")
     if Path(output_dir).exists() and not Path(output_dir).is_dir():
         raise ThermalDataError(f"--output_dir {output_dir}: an existing file; give a folder for the evaluation's files")
-    earlier = [name for name in RESULT_FILES if (Path(output_dir) / name).exists()]
+    earlier = [name for name in EVALUATE_RESULTS if (Path(output_dir) / name).exists()]
     if earlier and not overwrite:  # another model's or split's results, kept unless asked (as convert and train do)
         raise ThermalDataError(f"--output_dir {output_dir} holds an earlier evaluation ({', '.join(earlier)}); "
                                "refusing to replace it (pass --overwrite / overwrite=True, or choose another folder)")
@@ -541,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     if result is not None:
         print(format_comparison(result))
-        print(f"wrote {', '.join(RESULT_FILES)} to {args.output_dir}")
+        print(f"wrote {', '.join(EVALUATE_RESULTS)} to {args.output_dir}")
     return 0
 
 

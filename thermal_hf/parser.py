@@ -210,11 +210,7 @@ def _plain(value):
 
 
 def _cli_keys(tokens: list[str]) -> list[str]:
-    keys = []
-    for token in tokens:
-        if token.startswith("--") and len(token) > 2:
-            keys.append(token[2:].split("=", 1)[0].replace("-", "_"))
-    return keys
+    return list(_cli_values(tokens))
 
 
 def parse_recipe(

@@ -166,7 +166,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
       (same frame rate as training windows);
     - a shorter clip is padded by repeating its first and last frames, split evenly before/after so that the
       clip's centre stays the window's centre.
-    An array clip that is subsampled, cut or padded is warned about (once per kind and process); windows read
+    An array clip that is subsampled, cut or padded is warned about (once per length and process); windows read
     from recordings always have `num_frames` frames.
 
     Args:
@@ -415,7 +415,7 @@ class ThermalVideoProcessor(BaseVideoProcessor):
 
     @staticmethod
     def _warn_if_refitted(lengths: list[int], num_frames: int, do_sample_frames: bool) -> None:
-        """An array clip of another length is fitted (`fit_length`) as documented; said once per kind, since the
+        """An array clip of another length is fitted (`fit_length`) as documented; said once per length, since the
         model then sees frames other than the consecutive ones it was trained on (recording windows always fit)."""
         shorter = [n for n in lengths if n < num_frames]
         longer = [n for n in lengths if n > num_frames]
