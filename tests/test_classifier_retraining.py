@@ -110,6 +110,21 @@ def test_retrain_changes_only_the_last_layer_and_the_model_answers_as_the_fit(tm
     np.testing.assert_array_equal(pooled_features(model, loader, progress=False)[0], features)
 
 
+def test_each_pass_of_the_refit_draws_as_an_epoch_of_its_own():
+    # DataLoader workers key an item's augmentation on the dataset's epoch (ThermalClipDataset.set_epoch): every
+    # pass must set another, one no training epoch had, or the passes would repeat each other (or an epoch).
+    class Clips(_Clips):
+        def set_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+    torch.manual_seed(0)
+    clips = Clips()
+    clips.epochs = []
+    retrain_classifier(make_tiny_model(num_labels=6), clips, collate_fn=collate_clips, passes=3, batch_size=8,
+                       progress=False)
+    assert len(clips.epochs) == len(set(clips.epochs)) == 3 and min(clips.epochs) > 10**6
+
+
 def test_recipe_keys_are_checked(tmp_path):
     from thermal_hf.parser import parse_recipe
 

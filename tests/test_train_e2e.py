@@ -166,11 +166,16 @@ def test_a_refused_run_with_overwrite_leaves_the_earlier_run_in_place(converted_
         assert (out / "model.safetensors").read_bytes() == weights, why
 
 
-def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path):
+@pytest.mark.parametrize("loader", [[], ["--dataloader_num_workers", "2", "--dataloader_persistent_workers", "true"]],
+                         ids=["main process", "persistent workers"])
+def test_resume_matches_uninterrupted_run(converted_dataset, tmp_path, loader):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    # With augmentation and mixup: their random streams are saved in the checkpoint and continued.
+    # With augmentation and mixup: read in the main process, their random streams are saved in the checkpoint and
+    # continued; read by workers, each item's draw is keyed on its epoch and index. 12 clips: 3 steps an epoch, so
+    # the resumed steps 3 and 4 cross into the second epoch (which persistent workers must see).
     common = ["--dataset", converted_dataset, "--max_steps", "4", "--save_steps", "2", "--do_eval", "false",
-              "--horizontal_flip_prob", "0.5", "--temperature_offset", "1.0", "--mixup_alpha", "0.4"]
+              "--max_train_samples", "12", "--horizontal_flip_prob", "0.5", "--temperature_offset", "1.0",
+              "--mixup_alpha", "0.4", *loader]
     train_main("--output_dir", full, *common)
     # "killed" after the step-2 checkpoint: only that checkpoint exists in the new run's folder
     resumed.mkdir()

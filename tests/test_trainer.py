@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -305,6 +306,52 @@ def test_dataset_items_equal_the_processor_steps_and_leave_the_data_alone(conver
         np.testing.assert_array_equal(dataset[i]["pixel_values"].numpy(), processor.normalize(frames))
     for i in range(len(dataset)):  # the memory-mapped rows are untouched
         np.testing.assert_array_equal(dataset._reader.frames(i), before[i])
+
+
+def _worker_read(dataset, order, *, workers, epochs=(0,), persistent=False):
+    """The augmented clips DataLoader workers give for ``order`` (a list of indices), one tensor per epoch."""
+    loader = torch.utils.data.DataLoader(dataset, sampler=order, batch_size=2, num_workers=workers,
+                                         persistent_workers=persistent, collate_fn=collate_clips)
+    read = []
+    for epoch in epochs:
+        dataset.set_epoch(epoch)
+        read.append(torch.cat([batch["pixel_values"] for batch in loader]))
+    return read
+
+
+def test_workers_augment_an_item_by_its_epoch_and_draw_not_by_the_worker(converted_dataset):
+    """What makes a resumed run with DataLoader workers repeat the uninterrupted one: an item's augmentation is
+    the same whichever worker reads it, however many there are, and in a loader started mid-epoch."""
+    from thermal_hf.data.convert import load_converted
+    from thermal_hf.data.transforms import AugmentationConfig
+    from thermal_hf.models.thermal_slowfast import ThermalVideoProcessor
+    from thermal_hf.training.data import SamplerDraw, ThermalClipDataset
+
+    config = AugmentationConfig(random_resized_crop_scale=(0.6, 1.0), horizontal_flip_prob=0.5, temperature_gain=0.2)
+    dataset = ThermalClipDataset(load_converted(converted_dataset)["train"], ThermalVideoProcessor(num_frames=12),
+                                 config, train=True, seed=3)
+    order = list(range(min(len(dataset), 8)))[::-1]
+    (one,) = _worker_read(dataset, order, workers=1)
+    (two,) = _worker_read(dataset, order, workers=2)
+    torch.testing.assert_close(two, one, rtol=0, atol=0)
+    (tail,) = _worker_read(dataset, order[3:], workers=2)  # a resumed epoch: its first items skipped
+    torch.testing.assert_close(tail, one[3:], rtol=0, atol=0)
+    # Persistent workers (forked once) follow set_epoch: the next epoch draws anew, as fresh workers draw it.
+    first, second = _worker_read(dataset, order, workers=2, epochs=(0, 1), persistent=True)
+    torch.testing.assert_close(first, one, rtol=0, atol=0)
+    assert not torch.equal(second, first)
+    torch.testing.assert_close(second, _worker_read(dataset, order, workers=1, epochs=(1,))[0], rtol=0, atol=0)
+    # Two draws of one item by a sampler with replacement are augmented apart, each always alike.
+    draws = [SamplerDraw(order[0], 0), SamplerDraw(order[0], 1)]
+    (twice,) = _worker_read(dataset, draws, workers=1)
+    assert not torch.equal(twice[0], twice[1])
+    torch.testing.assert_close(_worker_read(dataset, draws[1:], workers=1)[0][0], twice[1], rtol=0, atol=0)
+
+
+def test_class_balanced_draws_carry_their_position():
+    draws = list(ClassBalancedSampler(np.array([0] * 5 + [1]), seed=2))
+    assert [d.draw for d in draws] == list(range(6))
+    assert pickle.loads(pickle.dumps(draws[3])).draw == 3 and pickle.loads(pickle.dumps(draws[3])) == draws[3]
 
 
 def test_resumed_early_stopping_takes_the_recipe_patience_and_keeps_its_count(tmp_path, caplog):

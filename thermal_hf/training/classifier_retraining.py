@@ -82,6 +82,11 @@ def fit_balanced_layer(features: np.ndarray, labels: np.ndarray, num_labels: int
     return full_weight, full_bias
 
 
+#: The epoch number pass p of the refit draws its augmentations as (with DataLoader workers): past any training's,
+#: so no pass repeats an epoch the network was trained on.
+_FIRST_PASS_EPOCH = 1 << 32
+
+
 def retrain_classifier(model, dataset, *, collate_fn, passes: int = 3, c: float = 1.0, batch_size: int = 32,
                        num_workers: int = 0, seed: int = 0, is_main_process: bool = True,
                        distributed: bool = False, progress: bool = True) -> dict:
@@ -95,8 +100,12 @@ def retrain_classifier(model, dataset, *, collate_fn, passes: int = 3, c: float 
     if is_main_process:
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
                                              collate_fn=collate_fn)
-        parts = [pooled_features(model, loader, progress=progress, description=f"retrain_classifier pass {p + 1}/{passes}")
-                 for p in range(passes)]
+        parts = []
+        for p in range(passes):
+            if hasattr(dataset, "set_epoch"):  # DataLoader workers key their draws on it: each pass draws anew
+                dataset.set_epoch(_FIRST_PASS_EPOCH + p)
+            parts.append(pooled_features(model, loader, progress=progress,
+                                         description=f"retrain_classifier pass {p + 1}/{passes}"))
         features, labels = np.concatenate([f for f, _ in parts]), np.concatenate([y for _, y in parts])
         clips = len(labels)
         weight, bias = fit_balanced_layer(features, labels, layer.out_features, c=c, seed=seed)

@@ -33,6 +33,19 @@ def _process_rank() -> int:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", 0)))
 
 
+class SamplerDraw(int):
+    """An index a sampler drew with replacement, carrying its position among the epoch's draws (``draw``), so
+    that DataLoader workers augment two draws of one item differently, and each the same in a resumed run."""
+
+    def __new__(cls, index: int, draw: int):
+        value = super().__new__(cls, index)
+        value.draw = int(draw)
+        return value
+
+    def __reduce__(self):  # to the worker processes
+        return SamplerDraw, (int(self), self.draw)
+
+
 class ThermalClipDataset(Dataset):
     """One converted split as ``{"pixel_values", "labels"}`` items.
 
@@ -43,9 +56,13 @@ class ThermalClipDataset(Dataset):
         train: training split (augment) or evaluation split (deterministic).
         seed: base seed of the augmentation random stream.
 
-    Randomness: each process (and each DataLoader worker) draws from its own numpy generator seeded from
-    ``seed``, the process rank and torch's per-worker seed (which `Trainer` derives from its seed, the rank and
-    the epoch), so a run is reproducible and workers / processes do not repeat each other's augmentations.
+    Randomness: read in the main process (``dataloader_num_workers: 0``), the items draw one after another from
+    one numpy generator seeded from ``seed`` and the process rank; a checkpoint records where that stream stood
+    (`random_state`). Read by DataLoader workers, each item draws from a generator of its own, seeded from
+    ``seed``, the rank, the epoch (`set_epoch`) and the item (its index, and its draw number when the sampler
+    draws with replacement: `SamplerDraw`): its augmentation does not depend on which worker reads it, on how
+    many workers there are, or on whether the run was resumed, so a resumed run repeats the uninterrupted one
+    with no stream to restore. Either way a run is reproducible and processes do not repeat each other.
     """
 
     def __init__(self, split, processor, augmentation=None, train: bool = False, seed: int = 0):
@@ -62,6 +79,9 @@ class ThermalClipDataset(Dataset):
         columns = self._reader.columns
         self._person_rows = (np.asarray(columns["object_id"]) >= 0 if "object_id" in columns and "bbox" in columns
                              else np.zeros(len(self._labels), dtype=bool))
+        # The epoch workers key their draws on: in shared memory, so that persistent workers (forked once) see
+        # every later `set_epoch` too.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_() if self.augmentation is not None else None
         self._rng: np.random.Generator | None = None
         self._rng_key = None
         self._fetched = 0  # items augmented in this process's main-process reads
@@ -87,21 +107,26 @@ class ThermalClipDataset(Dataset):
     _KEPT_STATES = 4096
 
     def _generator(self) -> np.random.Generator:
-        info = torch.utils.data.get_worker_info()
-        # In a worker torch.initial_seed() changes every epoch (and per worker and rank, via Trainer's
-        # seed_worker); in the main process it is constant, and the generator simply keeps going across epochs.
-        key = (torch.initial_seed(), None if info is None else info.id)
+        # The main process's stream. torch.initial_seed() is constant there, so the generator simply keeps going
+        # across epochs; it starts afresh only if the program seeds torch again.
+        key = torch.initial_seed()
         if self._rng is None or key != self._rng_key:
-            self._rng = np.random.default_rng([self.seed, _process_rank(), key[0] % (2**63), 0 if info is None else info.id])
+            self._rng = np.random.default_rng([self.seed, _process_rank(), key % (2**63), 0])
             self._rng_key = key
         return self._rng
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch (or pass) whose augmentations DataLoader workers draw from now on (`ThermalTrainer` sets it
+        before each epoch). Items read in the main process go on drawing from their one stream."""
+        if self._epoch is not None:
+            self._epoch[0] = int(epoch)
 
     def random_state(self, consumed: int) -> dict | None:
         """This process's augmentation stream as it was after its first ``consumed`` augmented items, for a
         checkpoint: the DataLoader reads ahead of training, so the generator itself is a batch or more further.
-        None when nothing was augmented in this process (with DataLoader workers, whose streams start afresh every
-        epoch) or that point is no longer recorded."""
-        if self._rng is None or self._rng_key[1] is not None:
+        None when nothing was augmented in this process (with DataLoader workers, whose draws are keyed on the
+        epoch and the item and need no state) or that point is no longer recorded."""
+        if self._rng is None:
             return None
         state = self._rng.bit_generator.state if consumed == self._fetched else self._states.get(consumed)
         return None if state is None else {"consumed": int(consumed), "state": state}
@@ -111,16 +136,19 @@ class ThermalClipDataset(Dataset):
         self._generator().bit_generator.state = state["state"]
         self._fetched, self._states = int(state["consumed"]), {}
 
-    def _augmentation_generator(self) -> np.random.Generator:
-        generator = self._generator()
-        if self._rng_key[1] is None:  # main process: remember where each item started (see random_state)
-            self._states[self._fetched] = generator.bit_generator.state
-            self._states.pop(self._fetched - self._KEPT_STATES, None)
-            self._fetched += 1
+    def _augmentation_generator(self, index) -> np.random.Generator:
+        if torch.utils.data.get_worker_info() is not None:  # a worker: this item's own draw (class docstring)
+            draw = getattr(index, "draw", None)
+            return np.random.default_rng([self.seed, _process_rank(), int(self._epoch[0]), int(index),
+                                          0 if draw is None else int(draw) + 1])
+        generator = self._generator()  # the main process: remember where each item started (see random_state)
+        self._states[self._fetched] = generator.bit_generator.state
+        self._states.pop(self._fetched - self._KEPT_STATES, None)
+        self._fetched += 1
         return generator
 
     def __getitem__(self, index: int) -> dict:
-        index = int(index)
+        item, index = index, int(index)
         frames = self._reader.frames(index)  # a read-only view into the Arrow buffer
         # Only a window with invalid pixels is repaired (clean() copies). A clean one goes on as the view, which
         # is safe: fit_length, augment and normalize each return a new array and never write to their input.
@@ -131,7 +159,7 @@ class ThermalClipDataset(Dataset):
             frames = self.processor.crop_to_person(np.asarray(frames, dtype=np.float32), box)
         frames = self.processor.fit_length(frames)
         if self.augmentation is not None:  # no box: the model does not take one (the random stream is the same)
-            frames, _ = augment(frames, None, self.augmentation, self._augmentation_generator())
+            frames, _ = augment(frames, None, self.augmentation, self._augmentation_generator(item))
         pixel_values = np.ascontiguousarray(self.processor.normalize(frames), dtype=np.float32)
         return {"pixel_values": torch.from_numpy(pixel_values), "labels": int(self._labels[index])}
 

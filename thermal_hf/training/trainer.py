@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import inspect
 import json
 import math
 import os
@@ -58,6 +59,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
 from .callbacks import StopOnNonFinite, build_callbacks, non_finite_parameter
+from .data import SamplerDraw
 
 logger = logging.get_logger(__name__)
 
@@ -158,7 +160,9 @@ class ClassBalancedSampler(Sampler[int]):
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        yield from torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist()
+        draws = torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist()
+        # Each index with its position: DataLoader workers augment the draws of one item apart (SamplerDraw).
+        yield from (SamplerDraw(index, draw) for draw, index in enumerate(draws))
 
     def __len__(self) -> int:
         return self.num_samples
@@ -381,6 +385,14 @@ class ThermalTrainer(Trainer):
         state = {"dataset": random_state(self._items_trained) if random_state is not None else None,
                  "mix": None if self._mix_generator is None else self._mix_generator.get_state().tolist()}
         self._augmentation_state_path(output_dir).write_text(json.dumps(state) + "\n")
+
+    def _run_epoch(self, *args, **kwargs):
+        # DataLoader workers key each item's augmentation on the epoch (ThermalClipDataset); accelerate forwards
+        # set_epoch to the dataset only when no sampler takes it, so it is set here, on every process.
+        set_epoch = getattr(self.train_dataset, "set_epoch", None)
+        if set_epoch is not None:
+            set_epoch(inspect.signature(super()._run_epoch).bind(*args, **kwargs).arguments["epoch"])
+        return super()._run_epoch(*args, **kwargs)
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         if resume_from_checkpoint is True:  # as Trainer reads it: the last checkpoint of output_dir
