@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from transformers import TrainingArguments
 
 from .errors import RecipeError
+from .log_warnings import is_main_process
 
 logger = logging.getLogger(__name__)
 
@@ -423,7 +424,7 @@ class ThermalTrainingArguments(TrainingArguments):
         if not self.use_cpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_accelerator():
             # Several launched processes and no accelerator: without use_cpu transformers would not join them into
             # one gloo job, and each process would train a model of its own into the same output_dir.
-            if os.environ.get("RANK", "0") == "0":  # said once, not by every process
+            if is_main_process():  # said once, not by every process
                 logger.warning(
                     "%s processes launched on a machine without an accelerator: use_cpu set to true, so they train "
                     "one model together (gloo)", os.environ["WORLD_SIZE"])

@@ -47,7 +47,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,7 @@ import numpy as np
 
 from thermal_hf.cli_parser import CommandParser
 from thermal_hf.errors import RecipeError, ThermalDataError
-from thermal_hf.log_warnings import log_package_warnings
+from thermal_hf.log_warnings import is_main_process, log_package_warnings
 from thermal_hf.training.output_dir import EVALUATE_RESULTS  # what an evaluation writes into its output_dir
 
 logger = logging.getLogger(__name__)
@@ -531,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":
+        if is_main_process():
             print(f"\ninterrupted: the results are written to {args.output_dir} only once every clip is scored; run "
                   "the same command again", file=sys.stderr)
         return 130

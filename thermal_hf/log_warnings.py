@@ -17,10 +17,16 @@ from pathlib import Path
 _PACKAGE = str(Path(__file__).resolve().parent) + os.sep
 
 
+def is_main_process() -> bool:
+    """False in the processes a launcher (`accelerate launch`, torchrun) started besides the first (RANK > 0):
+    what every process would say, one of them says."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def log_package_warnings(main_process: bool | None = None) -> None:
     """Route warnings raised inside thermal_hf to the ``thermal_hf`` logger (only on the main process)."""
     if main_process is None:
-        main_process = os.environ.get("RANK", "0") == "0"
+        main_process = is_main_process()
     show = getattr(warnings.showwarning, "__wrapped__", warnings.showwarning)  # installed once, not nested
 
     def showwarning(message, category, filename, lineno, file=None, line=None):

@@ -209,10 +209,6 @@ def _plain(value):
     return value
 
 
-def _cli_keys(tokens: list[str]) -> list[str]:
-    return list(_cli_values(tokens))
-
-
 def parse_recipe(
     argv: list[str] | None = None, *, types=None, prog: str | None = None, env_override: bool = False
 ) -> ParsedRecipe:
@@ -243,7 +239,7 @@ def parse_recipe(
             raise RecipeError(f"{where}: unknown key {key!r}.{suggest(key, valid)}")
 
     # The command line overrides the recipe: a key it sets replaces the recipe's key that excludes it.
-    given = set(_cli_keys(argv))
+    given = set(_cli_values(argv))
     for one, other in _EXCLUSIVE_KEYS + tuple((b, a) for a, b in _EXCLUSIVE_KEYS):
         if one in given and other in keys and other not in given:
             keys = {k: v for k, v in keys.items() if k != other}
@@ -266,7 +262,7 @@ def parse_recipe(
 
     asked = dict(keys)
     by_name = {f.name: obj for obj in outputs for f in dataclasses.fields(obj) if f.init}
-    for key in _cli_keys(argv):
+    for key in _cli_values(argv):
         if key not in by_name and key.startswith("no_"):  # HfArgumentParser's --no_<flag> for True defaults
             key = key[3:]
         if key in by_name:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CheckpointError, RecipeError, ThermalDataError, TrainingDivergedError
-from .log_warnings import log_package_warnings
+from .log_warnings import is_main_process, log_package_warnings
 from .parser import ParsedRecipe, dump_recipe, parse_recipe
 from .training.output_dir import check_output_dir, remove_earlier_run, resolve_resume
 
@@ -602,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exit_:  # --help
         return int(exit_.code or 0)
     except KeyboardInterrupt:
-        if os.environ.get("RANK", "0") == "0":  # Ctrl-C reaches every launched process: one of them says it
+        if is_main_process():  # Ctrl-C reaches every launched process: one of them says it
             print(f"\ninterrupted: {_what_an_interrupted_run_kept(parsed)}", file=sys.stderr)
         return 130
     except (RecipeError, ThermalDataError, CheckpointError) as err:
